@@ -1,0 +1,153 @@
+"""SQLAlchemy 2.0 typed models of the MVP spec's entities, plus the event outbox.
+
+`Operator.current_load` is a counter kept in the same transaction as every status change, so
+choosing an operator never counts rows of `interactions` (its cost does not grow with history).
+"""
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    CheckConstraint,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from db.types import JSONDocument, UTCDateTime, utcnow
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+STATUSES = ("assigned", "waiting", "closed")
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class Source(Base):
+    __tablename__ = "sources"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    identifier: Mapped[str] = mapped_column(String(100), unique=True)
+    description: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Operator(Base):
+    __tablename__ = "operators"
+    __table_args__ = (
+        CheckConstraint("load_limit >= 0", name="load_limit_non_negative"),
+        CheckConstraint("current_load >= 0", name="current_load_non_negative"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    active: Mapped[bool] = mapped_column(default=True)
+    load_limit: Mapped[int] = mapped_column(Integer)
+    current_load: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Lead(Base):
+    __tablename__ = "leads"
+
+    uuid: Mapped[str] = mapped_column(String(36), primary_key=True)
+    email: Mapped[str] = mapped_column(String(320), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    interactions: Mapped[list["Interaction"]] = relationship(back_populates="lead", lazy="raise")
+
+
+class SourceOperatorSetting(Base):
+    __tablename__ = "source_operator_settings"
+    __table_args__ = (
+        UniqueConstraint("source_id", "operator_id", name="uq_source_operator"),
+        CheckConstraint("weight BETWEEN 1 AND 100", name="weight_range"),
+        Index("ix_source_operator_settings_operator_id", "operator_id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    source_id: Mapped[int] = mapped_column(ForeignKey("sources.id", ondelete="CASCADE"))
+    operator_id: Mapped[int] = mapped_column(ForeignKey("operators.id", ondelete="CASCADE"))
+    weight: Mapped[int] = mapped_column(Integer)
+
+
+class Interaction(Base):
+    __tablename__ = "interactions"
+    __table_args__ = (
+        CheckConstraint(f"status IN {STATUSES!r}", name="status_known"),
+        # Draining: the oldest waiting interactions of given sources, without touching the rest.
+        Index(
+            "ix_interactions_waiting_source_id",
+            "source_id",
+            "id",
+            sqlite_where=text("status = 'waiting'"),
+            postgresql_where=text("status = 'waiting'"),
+        ),
+        Index("ix_interactions_operator_id_status", "operator_id", "status"),
+        Index("ix_interactions_lead_uuid", "lead_uuid"),
+        Index("ix_interactions_status", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    lead_uuid: Mapped[str] = mapped_column(ForeignKey("leads.uuid"))
+    source_id: Mapped[int] = mapped_column(ForeignKey("sources.id"), index=True)
+    operator_id: Mapped[int | None] = mapped_column(
+        ForeignKey("operators.id", ondelete="SET NULL"), nullable=True
+    )
+    is_active: Mapped[bool] = mapped_column(default=True)
+    status: Mapped[str] = mapped_column(String(16))
+    payload: Mapped[Any] = mapped_column(JSONDocument, nullable=True)
+    message_id: Mapped[str | None] = mapped_column(String(255), unique=True, nullable=True)
+    correlation_id: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    reply_to: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    assigned_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+    lead: Mapped[Lead] = relationship(back_populates="interactions", lazy="raise")
+    source: Mapped[Source] = relationship(lazy="raise")
+    operator: Mapped[Operator | None] = relationship(lazy="raise")
+
+
+class OutboxEvent(Base):
+    """Events written in the same transaction as the change they report (transactional outbox).
+
+    A row with `published_at` NULL has not been confirmed by the broker yet; the relay re-sends it
+    with the same `event_id`, so a crash between commit and publish loses nothing.
+    """
+
+    __tablename__ = "outbox_events"
+    __table_args__ = (
+        Index(
+            "ix_outbox_events_unpublished",
+            "id",
+            sqlite_where=text("published_at IS NULL"),
+            postgresql_where=text("published_at IS NULL"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    event_id: Mapped[str] = mapped_column(String(36), unique=True)
+    interaction_id: Mapped[int] = mapped_column(
+        ForeignKey("interactions.id", ondelete="CASCADE"), index=True
+    )
+    routing_key: Mapped[str] = mapped_column(String(64))
+    body: Mapped[str] = mapped_column(Text)
+    correlation_id: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    reply_to: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    published_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)

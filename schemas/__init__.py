@@ -1,0 +1,1 @@
+"""Pydantic models at the edges: inbound commands, outbound events, settings."""
