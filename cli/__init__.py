@@ -1,0 +1,1 @@
+"""The `leadrouter` command line."""

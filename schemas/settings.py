@@ -10,7 +10,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 class Settings(BaseSettings):
     """The contract's variables plus a few tuning knobs with safe defaults."""
 
-    model_config = SettingsConfigDict(env_file=".env", env_ignore_empty=True, extra="ignore", case_sensitive=False)
+    model_config = SettingsConfigDict(
+        env_file=".env", env_ignore_empty=True, extra="ignore", case_sensitive=False
+    )
 
     amqp_url: str = "amqp://guest:guest@localhost:5672/"
     database_url: str = "sqlite+aiosqlite:///./leadrouter.db"

@@ -1,0 +1,1 @@
+"""The leadrouter worker: consume commands, route interactions, publish events."""

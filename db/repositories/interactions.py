@@ -1,0 +1,172 @@
+"""InteractionCRUD: interactions as rows, written set-based for the worker's batches."""
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Select, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import selectinload
+
+from db.models import Interaction, Lead
+from db.types import utcnow
+
+
+@dataclass(frozen=True)
+class InteractionFilter:
+    status: str | None = None
+    operator_id: int | None = None
+    source_id: int | None = None
+    message_id: str | None = None
+    lead_uuid: str | None = None
+
+
+@dataclass
+class InteractionFacts:
+    """The columns an event is built from, with the lead's e-mail joined in."""
+
+    id: int
+    lead_uuid: str
+    email: str
+    source_id: int
+    operator_id: int | None
+    status: str
+    message_id: str | None
+    correlation_id: str | None
+    reply_to: str | None
+
+
+_FACT_COLUMNS = (
+    Interaction.id,
+    Interaction.lead_uuid,
+    Lead.email,
+    Interaction.source_id,
+    Interaction.operator_id,
+    Interaction.status,
+    Interaction.message_id,
+    Interaction.correlation_id,
+    Interaction.reply_to,
+)
+
+
+class InteractionCRUD:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def create(
+        self, lead_uuid: str, source_id: int, operator_id: int | None = None, **extra: Any
+    ) -> Interaction:
+        """The spec's single-row create; the worker uses `insert_many`."""
+        status = "assigned" if operator_id is not None else "waiting"
+        now = utcnow()
+        interaction = Interaction(
+            lead_uuid=lead_uuid,
+            source_id=source_id,
+            operator_id=operator_id,
+            status=status,
+            is_active=True,
+            created_at=now,
+            assigned_at=now if operator_id else None,
+            **extra,
+        )
+        self.session.add(interaction)
+        await self.session.flush()
+        return interaction
+
+    async def insert_many(self, rows: Sequence[dict[str, Any]]) -> list[int]:
+        """One INSERT ... RETURNING for the whole batch; ids come back in row order."""
+        if not rows:
+            return []
+        stmt = insert(Interaction).returning(Interaction.id, sort_by_parameter_order=True)
+        return list((await self.session.scalars(stmt, list(rows))).all())
+
+    async def get_by_id(self, interaction_id: int) -> Interaction | None:
+        return await self.session.get(Interaction, interaction_id)
+
+    async def get_detail(self, interaction_id: int) -> Interaction | None:
+        stmt = (
+            select(Interaction)
+            .where(Interaction.id == interaction_id)
+            .options(
+                selectinload(Interaction.lead),
+                selectinload(Interaction.source),
+                selectinload(Interaction.operator),
+            )
+        )
+        return (await self.session.scalars(stmt)).one_or_none()
+
+    async def set_inactive(self, interaction_id: int) -> None:
+        """The spec's single-row close, without touching loads: prefer the router's close."""
+        await self.set_closed([interaction_id], utcnow())
+
+    async def set_closed(self, interaction_ids: Iterable[int], now: datetime) -> None:
+        params = [
+            {"id": i, "status": "closed", "is_active": False, "closed_at": now}
+            for i in interaction_ids
+        ]
+        if params:
+            await self.session.execute(update(Interaction), params)
+
+    async def set_assigned(self, assignments: dict[int, int], now: datetime) -> None:
+        """interaction_id -> operator_id, as one bulk UPDATE by primary key."""
+        params = [
+            {"id": i, "operator_id": op, "status": "assigned", "assigned_at": now}
+            for i, op in assignments.items()
+        ]
+        if params:
+            await self.session.execute(update(Interaction), params)
+
+    async def ids_by_message_id(self, message_ids: Iterable[str]) -> dict[str, int]:
+        wanted = set(message_ids)
+        if not wanted:
+            return {}
+        stmt = select(Interaction.message_id, Interaction.id).where(
+            Interaction.message_id.in_(wanted)
+        )
+        return {str(m): i for m, i in (await self.session.execute(stmt)).tuples()}
+
+    async def facts(self, interaction_ids: Iterable[int]) -> dict[int, InteractionFacts]:
+        wanted = set(interaction_ids)
+        if not wanted:
+            return {}
+        stmt = self._facts_query().where(Interaction.id.in_(wanted))
+        return {row.id: InteractionFacts(*row) for row in (await self.session.execute(stmt))}
+
+    async def oldest_waiting(
+        self, source_ids: Iterable[int], after_id: int, limit: int
+    ) -> list[InteractionFacts]:
+        """Waiting interactions of these sources, oldest first, locked against a racing close."""
+        stmt = (
+            self._facts_query()
+            .where(
+                Interaction.status == "waiting",
+                Interaction.source_id.in_(set(source_ids)),
+                Interaction.id > after_id,
+            )
+            .order_by(Interaction.id)
+            .limit(limit)
+            .with_for_update(of=Interaction)
+        )
+        return [InteractionFacts(*row) for row in (await self.session.execute(stmt))]
+
+    @staticmethod
+    def _facts_query() -> Select[Any]:
+        return select(  # type: ignore[return-value]
+            *_FACT_COLUMNS
+        ).join(Lead, Lead.uuid == Interaction.lead_uuid)
+
+    async def list(
+        self, where: InteractionFilter, limit: int = 100, offset: int = 0
+    ) -> Sequence[Interaction]:
+        stmt = select(Interaction).order_by(Interaction.id).limit(limit).offset(offset)
+        for column, value in (
+            (Interaction.status, where.status),
+            (Interaction.operator_id, where.operator_id),
+            (Interaction.source_id, where.source_id),
+            (Interaction.message_id, where.message_id),
+            (Interaction.lead_uuid, where.lead_uuid),
+        ):
+            if value is not None:
+                stmt = stmt.where(column == value)
+        return (await self.session.scalars(stmt)).all()

@@ -1,0 +1,71 @@
+"""OperatorCRUD: operators and their load counters.
+
+`lock_states` is the one place load is read for a decision: on PostgreSQL it takes row locks in
+id order (`FOR UPDATE`), so concurrent workers serialise on the operators they share and the
+load limit holds exactly; on SQLite the transaction already holds the write lock.
+"""
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import bindparam, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from db.models import Operator
+
+
+@dataclass
+class OperatorState:
+    """What the routing decision needs of an operator, read under lock."""
+
+    id: int
+    active: bool
+    load_limit: int
+    current_load: int
+
+    @property
+    def has_capacity(self) -> bool:
+        return self.active and self.current_load < self.load_limit
+
+
+class OperatorCRUD:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def lock_states(self, operator_ids: Iterable[int]) -> dict[int, OperatorState]:
+        wanted = sorted(set(operator_ids))
+        if not wanted:
+            return {}
+        stmt = (
+            select(Operator.id, Operator.active, Operator.load_limit, Operator.current_load)
+            .where(Operator.id.in_(wanted))
+            .order_by(Operator.id)
+            .with_for_update()
+        )
+        rows = (await self.session.execute(stmt)).tuples()
+        return {row[0]: OperatorState(*row) for row in rows}
+
+    async def add_to_loads(self, deltas: Mapping[int, int]) -> None:
+        """current_load += delta for each operator, as one executemany."""
+        params = [{"op_id": op, "delta": d} for op, d in deltas.items() if d]
+        if not params:
+            return
+        table = Operator.__table__
+        stmt = (
+            update(table)  # type: ignore[arg-type]
+            .where(table.c.id == bindparam("op_id"))
+            .values(current_load=table.c.current_load + bindparam("delta"))
+        )
+        await self.session.execute(stmt, params)
+
+    async def get_by_id(self, operator_id: int) -> Operator | None:
+        return await self.session.get(Operator, operator_id)
+
+    async def list_all(self) -> Sequence[Operator]:
+        return (await self.session.scalars(select(Operator).order_by(Operator.id))).all()
+
+    async def create(self, name: str, load_limit: int, active: bool) -> Operator:
+        operator = Operator(name=name, load_limit=load_limit, active=active, current_load=0)
+        self.session.add(operator)
+        await self.session.flush()
+        return operator

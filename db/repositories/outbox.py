@@ -1,0 +1,63 @@
+"""OutboxCRUD: events stored with the change they report, marked once the broker confirmed."""
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from db.models import OutboxEvent
+from db.types import utcnow
+
+
+class OutboxCRUD:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def add_many(self, rows: Sequence[dict[str, Any]]) -> None:
+        if rows:
+            await self.session.execute(insert(OutboxEvent), list(rows))
+
+    async def mark_published(self, event_ids: Iterable[str], now: datetime) -> None:
+        wanted = list(set(event_ids))
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start : start + 500]
+            await self.session.execute(
+                update(OutboxEvent)
+                .where(OutboxEvent.event_id.in_(chunk), OutboxEvent.published_at.is_(None))
+                .values(published_at=now)
+                .execution_options(synchronize_session=False)
+            )
+
+    async def first_events(self, interaction_ids: Iterable[int]) -> dict[int, OutboxEvent]:
+        """The event each interaction was created with: what a repeated message_id gets again."""
+        return await self._events_where(interaction_ids, routing_key=None)
+
+    async def closed_events(self, interaction_ids: Iterable[int]) -> dict[int, OutboxEvent]:
+        return await self._events_where(interaction_ids, routing_key="interaction.closed")
+
+    async def _events_where(
+        self, interaction_ids: Iterable[int], routing_key: str | None
+    ) -> dict[int, OutboxEvent]:
+        wanted = set(interaction_ids)
+        if not wanted:
+            return {}
+        first = select(func.min(OutboxEvent.id)).where(OutboxEvent.interaction_id.in_(wanted))
+        if routing_key is not None:
+            first = first.where(OutboxEvent.routing_key == routing_key)
+        stmt = select(OutboxEvent).where(
+            OutboxEvent.id.in_(first.group_by(OutboxEvent.interaction_id))
+        )
+        return {event.interaction_id: event for event in await self.session.scalars(stmt)}
+
+    async def unpublished(self, older_than: timedelta, limit: int) -> Sequence[OutboxEvent]:
+        """Events not confirmed by the broker: a crashed or disconnected publisher's leftovers."""
+        cutoff = utcnow() - older_than
+        stmt = (
+            select(OutboxEvent)
+            .where(OutboxEvent.published_at.is_(None), OutboxEvent.created_at <= cutoff)
+            .order_by(OutboxEvent.id)
+            .limit(limit)
+        )
+        return (await self.session.scalars(stmt)).all()

@@ -1,0 +1,33 @@
+"""SourceCRUD: the channels interactions come from."""
+
+from collections.abc import Iterable, Sequence
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from db.models import Source
+
+
+class SourceCRUD:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def create(self, identifier: str, description: str) -> Source:
+        source = Source(identifier=identifier, description=description)
+        self.session.add(source)
+        await self.session.flush()
+        return source
+
+    async def get_by_id(self, source_id: int) -> Source | None:
+        return await self.session.get(Source, source_id)
+
+    async def list_all(self) -> Sequence[Source]:
+        return (await self.session.scalars(select(Source).order_by(Source.id))).all()
+
+    async def existing_ids(self, source_ids: Iterable[int]) -> set[int]:
+        wanted = set(source_ids)
+        if not wanted:
+            return set()
+        return set(
+            (await self.session.scalars(select(Source.id).where(Source.id.in_(wanted)))).all()
+        )

@@ -1,0 +1,213 @@
+"""The worker's lifecycle: connect, declare, consume in batches, stop gracefully.
+
+Start-up builds every resource and shutdown closes it; nothing lives in module globals.
+SIGTERM/SIGINT call `request_stop`: consumers are cancelled, what was already delivered is
+processed within the grace period, then the channels and connection close.
+"""
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from random import Random
+
+import aio_pika
+import structlog
+from aio_pika import ExchangeType
+from aio_pika.abc import AbstractIncomingMessage, AbstractRobustConnection
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from schemas.settings import Settings
+from worker.metrics import WorkerMetrics
+from worker.parse import CommandKind
+from worker.pipeline import BatchProcessor, Delivery, PipelineConfig
+from worker.publisher import EventPublisher
+from worker.relay import OutboxRelay
+from worker.topology import (
+    CLOSE_QUEUE,
+    CREATE_QUEUE,
+    DEAD_LETTER_EXCHANGE,
+    EVENTS_EXCHANGE,
+    Topology,
+    declare_topology,
+)
+
+log = structlog.get_logger(__name__)
+BURST_IDLE_S = 0.2
+
+
+@dataclass
+class _Running:
+    connection: AbstractRobustConnection
+    topology: Topology
+    processor: BatchProcessor
+    relay: OutboxRelay
+    consumer_tags: dict[str, str]
+
+
+class Worker:
+    def __init__(
+        self,
+        settings: Settings,
+        session_factory: async_sessionmaker[AsyncSession],
+        *,
+        rng: Random | None = None,
+        metrics: WorkerMetrics | None = None,
+    ) -> None:
+        self.settings = settings
+        self.session_factory = session_factory
+        self.rng = rng or Random()
+        self.metrics = metrics or WorkerMetrics()
+        self.buffer: asyncio.Queue[Delivery] = asyncio.Queue()
+        self.ready = asyncio.Event()
+        self._stop = asyncio.Event()
+        self.connection: AbstractRobustConnection | None = None
+
+    def request_stop(self) -> None:
+        self._stop.set()
+
+    async def run(self, *, burst: bool = False) -> None:
+        """Consume until stopped, or (burst) until both work queues are empty."""
+        async with self._started() as running:
+            relay_task = asyncio.create_task(self._relay_forever(running.relay))
+            try:
+                await self._consume(running, burst)
+            finally:
+                relay_task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await relay_task
+                await self._drain_after_stop(running)
+
+    @contextlib.asynccontextmanager
+    async def _started(self) -> AsyncIterator[_Running]:
+        connection = await aio_pika.connect_robust(self.settings.amqp_url)
+        self.connection = connection
+        try:
+            running = await self._build(connection)
+            log.info(
+                "worker started",
+                prefetch=self.settings.prefetch_count,
+                batch_size=self.settings.batch_size,
+            )
+            self.ready.set()
+            yield running
+        finally:
+            self.ready.clear()
+            await connection.close()
+            log.info("worker stopped")
+
+    async def _build(self, connection: AbstractRobustConnection) -> _Running:
+        consume_channel = await connection.channel()
+        await consume_channel.set_qos(prefetch_count=self.settings.prefetch_count)
+        topology = await declare_topology(consume_channel)
+        publish_channel = await connection.channel(publisher_confirms=True)
+        events = await publish_channel.declare_exchange(
+            EVENTS_EXCHANGE, ExchangeType.TOPIC, durable=True
+        )
+        dlx = await publish_channel.declare_exchange(
+            DEAD_LETTER_EXCHANGE, ExchangeType.FANOUT, durable=True
+        )
+        publisher = EventPublisher(publish_channel, events, dlx)
+        config = PipelineConfig(self.settings.delivery_limit, self.settings.db_retry_attempts)
+        processor = BatchProcessor(self.session_factory, publisher, self.rng, config, self.metrics)
+        relay = OutboxRelay(self.session_factory, publisher)
+        await relay.publish_pending(older_than=timedelta(0))
+        tags = {
+            CREATE_QUEUE: await topology.create_queue.consume(self._enqueue("create")),
+            CLOSE_QUEUE: await topology.close_queue.consume(self._enqueue("close")),
+        }
+        return _Running(connection, topology, processor, relay, tags)
+
+    def _enqueue(self, kind: CommandKind) -> Callable[[AbstractIncomingMessage], Awaitable[None]]:
+        async def on_message(message: AbstractIncomingMessage) -> None:
+            self.buffer.put_nowait(Delivery(kind, message))
+
+        return on_message
+
+    async def _consume(self, running: _Running, burst: bool) -> None:
+        while not self._stop.is_set():
+            batch = await self._next_batch(idle_s=BURST_IDLE_S if burst else None)
+            if batch:
+                await self._process(running.processor, batch)
+            elif burst and await self._queues_empty(running):
+                return
+
+    async def _next_batch(self, idle_s: float | None) -> list[Delivery]:
+        """Wait for one delivery (or stop), linger briefly, then take what is there."""
+        first = await self._first_delivery(idle_s)
+        if first is None:
+            return []
+        batch = [first]
+        if self.buffer.qsize() < self.settings.batch_size - 1 and self.settings.batch_linger_ms:
+            await asyncio.sleep(self.settings.batch_linger_ms / 1000)
+        while len(batch) < self.settings.batch_size and not self.buffer.empty():
+            batch.append(self.buffer.get_nowait())
+        return batch
+
+    async def _first_delivery(self, idle_s: float | None) -> Delivery | None:
+        if not self.buffer.empty():
+            return self.buffer.get_nowait()
+        getter = asyncio.ensure_future(self.buffer.get())
+        stopper = asyncio.ensure_future(self._stop.wait())
+        await asyncio.wait({getter, stopper}, timeout=idle_s, return_when=asyncio.FIRST_COMPLETED)
+        stopper.cancel()
+        if getter.done():
+            return getter.result()
+        getter.cancel()
+        return None
+
+    async def _process(self, processor: BatchProcessor, batch: list[Delivery]) -> None:
+        """A batch that fails outside the router's own handling is returned to the queue.
+
+        The redelivery counts towards the delivery limit, so this cannot loop for ever.
+        """
+        try:
+            await processor.process(batch)
+        except Exception as exc:
+            log.error(
+                "batch not completed; returning it to the queue",
+                size=len(batch),
+                error=f"{type(exc).__name__}: {exc}"[:300],
+            )
+            for delivery in batch:
+                with contextlib.suppress(Exception):
+                    await delivery.message.nack(requeue=True)
+
+    async def _queues_empty(self, running: _Running) -> bool:
+        channel = await running.connection.channel()
+        try:
+            for name in (CREATE_QUEUE, CLOSE_QUEUE):
+                queue = await channel.declare_queue(name, passive=True)
+                if queue.declaration_result.message_count:
+                    return False
+            return self.buffer.empty()
+        finally:
+            await channel.close()
+
+    async def _drain_after_stop(self, running: _Running) -> None:
+        """Stop new deliveries, finish the ones already here within the grace period."""
+        for queue, tag in (
+            (running.topology.create_queue, running.consumer_tags[CREATE_QUEUE]),
+            (running.topology.close_queue, running.consumer_tags[CLOSE_QUEUE]),
+        ):
+            with contextlib.suppress(Exception):
+                await queue.cancel(tag)
+        try:
+            async with asyncio.timeout(self.settings.shutdown_grace_s):
+                while not self.buffer.empty():
+                    await self._process(running.processor, await self._next_batch(idle_s=0))
+        except TimeoutError:
+            log.warning(
+                "grace period over; unfinished deliveries go back to the queue",
+                left=self.buffer.qsize(),
+            )
+
+    async def _relay_forever(self, relay: OutboxRelay) -> None:
+        interval = self.settings.outbox_relay_interval_s
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await relay.publish_pending(older_than=timedelta(seconds=interval))
+            except Exception as exc:
+                log.warning("outbox relay failed; will retry", error=repr(exc)[:300])

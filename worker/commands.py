@@ -1,0 +1,64 @@
+"""Commands as the router sees them (a validated body plus its AMQP envelope) and their outcomes."""
+
+from dataclasses import dataclass, field
+
+from schemas.messages import CloseInteraction, CreateInteraction
+
+
+@dataclass(frozen=True)
+class Envelope:
+    """The AMQP properties that travel with a command into its events."""
+
+    message_id: str | None = None
+    correlation_id: str | None = None
+    reply_to: str | None = None
+
+
+@dataclass(frozen=True)
+class CreateRequest:
+    key: int
+    command: CreateInteraction
+    envelope: Envelope = Envelope()
+
+
+@dataclass(frozen=True)
+class CloseRequest:
+    key: int
+    command: CloseInteraction
+    envelope: Envelope = Envelope()
+
+
+@dataclass(frozen=True)
+class PendingEvent:
+    """An event stored in the outbox and waiting for a confirmed publish."""
+
+    event_id: str
+    routing_key: str
+    body: str
+    correlation_id: str | None
+    reply_to: str | None
+
+
+@dataclass(frozen=True)
+class Routed:
+    """A command that took effect (or had already taken effect: `replayed`)."""
+
+    interaction_id: int
+    status: str
+    operator_id: int | None
+    source_id: int
+    event: PendingEvent
+    replayed: bool = False
+
+
+@dataclass(frozen=True)
+class Refused:
+    """A command that can never take effect; it goes to the dead-letter queue with `reason`."""
+
+    reason: str
+
+
+@dataclass
+class RoutingOutcome:
+    results: dict[int, Routed | Refused] = field(default_factory=dict)
+    events: list[PendingEvent] = field(default_factory=list)

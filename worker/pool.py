@@ -1,0 +1,66 @@
+"""The operators one routing transaction may assign to, with loads it keeps exact as it goes."""
+
+from collections import defaultdict
+from collections.abc import Iterable
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from db.repositories.operators import OperatorCRUD, OperatorState
+from db.repositories.settings import SourceOperatorSettingCRUD
+from worker.choose import Candidate
+
+
+class OperatorPool:
+    """Operator states read under lock plus the weights of the sources in play.
+
+    Loads change in memory as the transaction assigns and frees; `flush` writes the deltas back.
+    """
+
+    def __init__(self, states: dict[int, OperatorState], weights: Iterable[tuple[int, int, int]]):
+        self.states = states
+        self.weights: dict[int, list[Candidate]] = defaultdict(list)
+        for source_id, operator_id, weight in weights:
+            self.weights[source_id].append(Candidate(operator_id, weight))
+        self.deltas: dict[int, int] = defaultdict(int)
+
+    @classmethod
+    async def lock(
+        cls, session: AsyncSession, source_ids: Iterable[int], operator_ids: Iterable[int] = ()
+    ) -> "OperatorPool":
+        """Lock every operator that serves these sources or is named, in one ordered statement."""
+        settings = SourceOperatorSettingCRUD(session)
+        extra_ops = set(operator_ids)
+        sources = set(source_ids) | await settings.sources_served_by(extra_ops)
+        weights = await settings.weights_for_sources(sources)
+        states = await OperatorCRUD(session).lock_states({w[1] for w in weights} | extra_ops)
+        return cls(states, weights)
+
+    def candidates(self, source_id: int) -> list[Candidate]:
+        return [
+            c
+            for c in self.weights.get(source_id, [])
+            if c.operator_id in self.states and self.states[c.operator_id].has_capacity
+        ]
+
+    def sources_with_capacity(self) -> set[int]:
+        return {source_id for source_id in self.weights if self.candidates(source_id)}
+
+    def sources_served_by(self, operator_ids: Iterable[int]) -> set[int]:
+        wanted = set(operator_ids)
+        return {
+            s for s, cands in self.weights.items() if any(c.operator_id in wanted for c in cands)
+        }
+
+    def take(self, operator_id: int) -> None:
+        self.states[operator_id].current_load += 1
+        self.deltas[operator_id] += 1
+
+    def release(self, operator_id: int) -> None:
+        state = self.states.get(operator_id)
+        if state is not None:
+            state.current_load -= 1
+        self.deltas[operator_id] -= 1
+
+    async def flush(self, session: AsyncSession) -> None:
+        await OperatorCRUD(session).add_to_loads(self.deltas)
+        self.deltas.clear()

@@ -1,0 +1,55 @@
+"""The outbox relay: publishes events whose confirmed publish never got recorded.
+
+That happens when a worker dies between its commit and the broker's confirm, or when the API
+committed a change while the broker was down. Re-sent events keep their `event_id`.
+"""
+
+from collections.abc import Iterable
+from datetime import timedelta
+
+import structlog
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from db.repositories.outbox import OutboxCRUD
+from db.types import utcnow
+from worker.commands import PendingEvent
+from worker.publisher import EventPublisher
+
+RELAY_CHUNK = 500
+log = structlog.get_logger(__name__)
+
+
+async def mark_published(
+    session_factory: async_sessionmaker[AsyncSession], event_ids: Iterable[str]
+) -> None:
+    ids = list(event_ids)
+    if not ids:
+        return
+    async with session_factory() as session, session.begin():
+        await OutboxCRUD(session).mark_published(ids, utcnow())
+
+
+class OutboxRelay:
+    def __init__(
+        self, session_factory: async_sessionmaker[AsyncSession], publisher: EventPublisher
+    ) -> None:
+        self.session_factory = session_factory
+        self.publisher = publisher
+
+    async def publish_pending(self, older_than: timedelta) -> int:
+        """Publish unconfirmed events older than `older_than`, oldest first; returns how many."""
+        total = 0
+        while True:
+            async with self.session_factory() as session:
+                rows = await OutboxCRUD(session).unpublished(older_than, RELAY_CHUNK)
+            events = [
+                PendingEvent(r.event_id, r.routing_key, r.body, r.correlation_id, r.reply_to)
+                for r in rows
+            ]
+            await self.publisher.publish_events(events)
+            await mark_published(self.session_factory, (e.event_id for e in events))
+            total += len(events)
+            if len(events) < RELAY_CHUNK:
+                if total:
+                    log.info("outbox relayed", events=total)
+                return total

@@ -1,0 +1,296 @@
+"""The router: every change of who handles what happens here, inside the caller's transaction.
+
+Order inside one batch: closes free capacity, the oldest waiting interactions take it, then new
+interactions take what is left. The worker and the API both go through this class, so an HTTP
+close and an AMQP close are the same code path.
+"""
+
+from collections.abc import Iterable, Sequence
+from dataclasses import replace
+from random import Random
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from db.repositories.interactions import InteractionCRUD, InteractionFacts
+from db.repositories.leads import LeadCRUD
+from db.repositories.outbox import OutboxCRUD
+from db.repositories.sources import SourceCRUD
+from db.types import utcnow
+from schemas.events import EventType
+from worker.choose import select_operator
+from worker.commands import (
+    CloseRequest,
+    CreateRequest,
+    Envelope,
+    PendingEvent,
+    Refused,
+    Routed,
+    RoutingOutcome,
+)
+from worker.events import build_event
+from worker.pool import OperatorPool
+
+DRAIN_CHUNK = 500
+
+
+class Router:
+    """One unit of routing work on one session; the caller commits (or rolls back) after."""
+
+    def __init__(self, session: AsyncSession, rng: Random) -> None:
+        self.session = session
+        self.rng = rng
+        self.now = utcnow()
+        self.interactions = InteractionCRUD(session)
+        self.outbox = OutboxCRUD(session)
+        self.outcome = RoutingOutcome()
+        self.pool = OperatorPool({}, [])
+        self._outbox_rows: list[dict[str, object]] = []
+        self._closed_ids: list[int] = []
+        self._followers: list[tuple[CreateRequest | CloseRequest, int]] = []
+
+    async def route_batch(
+        self, creates: Sequence[CreateRequest], closes: Sequence[CloseRequest]
+    ) -> RoutingOutcome:
+        creates = await self._replay_known_message_ids(creates)
+        creates = await self._refuse_unknown_sources(creates)
+        closing = await self._closable(closes)
+        freed_by = {
+            f.operator_id
+            for _, f in closing
+            if f.operator_id is not None and f.status == "assigned"
+        }
+        self.pool = await OperatorPool.lock(
+            self.session, {c.command.source_id for c in creates}, freed_by
+        )
+        freed = self._close(closing)
+        await self._drain(self.pool.sources_served_by(freed))
+        await self._assign_new(creates)
+        await self._finish()
+        return self.outcome
+
+    async def drain(
+        self, operator_ids: Iterable[int] = (), source_ids: Iterable[int] = ()
+    ) -> RoutingOutcome:
+        """Give waiting interactions to capacity that appeared outside a close (API changes)."""
+        operator_ids, source_ids = set(operator_ids), set(source_ids)
+        self.pool = await OperatorPool.lock(self.session, source_ids, operator_ids)
+        await self._drain(source_ids | self.pool.sources_served_by(operator_ids))
+        await self._finish()
+        return self.outcome
+
+    # -- creates -------------------------------------------------------------------------------
+
+    async def _replay_known_message_ids(
+        self, creates: Sequence[CreateRequest]
+    ) -> list[CreateRequest]:
+        """A message_id seen before makes no new interaction; its first event is sent again."""
+        known = await self.interactions.ids_by_message_id(
+            c.envelope.message_id for c in creates if c.envelope.message_id
+        )
+        first_events = await self.outbox.first_events(known.values())
+        fresh: list[CreateRequest] = []
+        primaries: dict[str, CreateRequest] = {}
+        for request in creates:
+            message_id = request.envelope.message_id
+            if message_id in known:
+                stored = first_events[known[message_id]]
+                self._replay(
+                    request.key,
+                    request.envelope,
+                    stored.body,
+                    stored.event_id,
+                    stored.routing_key,
+                    known[message_id],
+                    request.command.source_id,
+                )
+            elif message_id and message_id in primaries:
+                self._followers.append((request, primaries[message_id].key))
+            else:
+                if message_id:
+                    primaries[message_id] = request
+                fresh.append(request)
+        return fresh
+
+    async def _refuse_unknown_sources(self, creates: list[CreateRequest]) -> list[CreateRequest]:
+        known = await SourceCRUD(self.session).existing_ids(c.command.source_id for c in creates)
+        accepted = []
+        for request in creates:
+            if request.command.source_id in known:
+                accepted.append(request)
+            else:
+                self.outcome.results[request.key] = Refused(
+                    f"unknown source_id {request.command.source_id}"
+                )
+        return accepted
+
+    async def _assign_new(self, creates: Sequence[CreateRequest]) -> None:
+        if not creates:
+            return
+        lead_uuids = await LeadCRUD(self.session).upsert_many(c.command.email for c in creates)
+        operator_ids = [self._choose(c.command.source_id) for c in creates]
+        rows = [
+            self._new_row(request, lead_uuids[request.command.email], operator_id)
+            for request, operator_id in zip(creates, operator_ids, strict=True)
+        ]
+        ids = await self.interactions.insert_many(rows)
+        for request, operator_id, interaction_id in zip(creates, operator_ids, ids, strict=True):
+            envelope = request.envelope
+            facts = InteractionFacts(
+                interaction_id,
+                lead_uuids[request.command.email],
+                request.command.email,
+                request.command.source_id,
+                operator_id,
+                "assigned" if operator_id is not None else "waiting",
+                envelope.message_id,
+                envelope.correlation_id,
+                envelope.reply_to,
+            )
+            event_type = EventType.ASSIGNED if operator_id is not None else EventType.WAITING
+            self._record(request.key, facts, self._emit(facts, event_type, envelope))
+
+    def _choose(self, source_id: int) -> int | None:
+        """Draw among the free candidates and take the slot at once, so the batch stays exact."""
+        operator_id = select_operator(self.pool.candidates(source_id), self.rng)
+        if operator_id is not None:
+            self.pool.take(operator_id)
+        return operator_id
+
+    def _new_row(
+        self, request: CreateRequest, lead_uuid: str, operator_id: int | None
+    ) -> dict[str, object]:
+        return {
+            "lead_uuid": lead_uuid,
+            "source_id": request.command.source_id,
+            "operator_id": operator_id,
+            "status": "assigned" if operator_id is not None else "waiting",
+            "is_active": True,
+            "payload": request.command.payload,
+            "message_id": request.envelope.message_id,
+            "correlation_id": request.envelope.correlation_id,
+            "reply_to": request.envelope.reply_to,
+            "created_at": self.now,
+            "assigned_at": self.now if operator_id is not None else None,
+        }
+
+    # -- closes --------------------------------------------------------------------------------
+
+    async def _closable(
+        self, closes: Sequence[CloseRequest]
+    ) -> list[tuple[CloseRequest, InteractionFacts]]:
+        """Refuse unknown ids, replay already-closed ones, return the rest with their facts."""
+        facts = await self.interactions.facts(c.command.interaction_id for c in closes)
+        already = await self.outbox.closed_events(
+            i for i, f in facts.items() if f.status == "closed"
+        )
+        closing: list[tuple[CloseRequest, InteractionFacts]] = []
+        first_close: dict[int, int] = {}
+        for request in closes:
+            interaction_id = request.command.interaction_id
+            found = facts.get(interaction_id)
+            stored = already.get(interaction_id)
+            if found is None:
+                self.outcome.results[request.key] = Refused(f"unknown interaction {interaction_id}")
+            elif interaction_id in first_close:
+                self._followers.append((request, first_close[interaction_id]))
+            elif stored is not None:
+                self._replay(
+                    request.key,
+                    request.envelope,
+                    stored.body,
+                    stored.event_id,
+                    stored.routing_key,
+                    interaction_id,
+                    found.source_id,
+                )
+            else:  # open, or closed without an event (the spec's bare set_inactive)
+                first_close[interaction_id] = request.key
+                closing.append((request, found))
+        return closing
+
+    def _close(self, closing: Sequence[tuple[CloseRequest, InteractionFacts]]) -> set[int]:
+        freed: set[int] = set()
+        for request, facts in closing:
+            if facts.status == "assigned" and facts.operator_id is not None:
+                self.pool.release(facts.operator_id)
+                freed.add(facts.operator_id)
+            facts.status = "closed"
+            self._closed_ids.append(facts.id)
+            self._record(request.key, facts, self._emit(facts, EventType.CLOSED, request.envelope))
+        return freed
+
+    # -- waiting -------------------------------------------------------------------------------
+
+    async def _drain(self, source_ids: set[int]) -> None:
+        """Oldest waiting first, while any of these sources has a free operator."""
+        after_id = 0
+        while sources := source_ids & self.pool.sources_with_capacity():
+            waiting = await self.interactions.oldest_waiting(sources, after_id, DRAIN_CHUNK)
+            if not waiting:
+                return
+            assignments: dict[int, int] = {}
+            for facts in waiting:
+                operator_id = select_operator(self.pool.candidates(facts.source_id), self.rng)
+                if operator_id is None:
+                    continue
+                self.pool.take(operator_id)
+                assignments[facts.id] = operator_id
+                facts.operator_id, facts.status = operator_id, "assigned"
+                self._emit(
+                    facts, EventType.ASSIGNED, Envelope(None, facts.correlation_id, facts.reply_to)
+                )
+            await self.interactions.set_assigned(assignments, self.now)
+            after_id = waiting[-1].id
+
+    # -- bookkeeping ---------------------------------------------------------------------------
+
+    def _emit(
+        self, facts: InteractionFacts, event_type: EventType, envelope: Envelope
+    ) -> PendingEvent:
+        event, row = build_event(
+            facts, event_type, self.now, envelope.correlation_id, envelope.reply_to
+        )
+        self._outbox_rows.append(row)
+        self.outcome.events.append(event)
+        return event
+
+    def _record(self, key: int, facts: InteractionFacts, event: PendingEvent) -> None:
+        self.outcome.results[key] = Routed(
+            facts.id, facts.status, facts.operator_id, facts.source_id, event
+        )
+
+    def _replay(
+        self,
+        key: int,
+        envelope: Envelope,
+        body: str,
+        event_id: str,
+        routing_key: str,
+        interaction_id: int,
+        source_id: int,
+    ) -> None:
+        event = PendingEvent(
+            event_id, routing_key, body, envelope.correlation_id, envelope.reply_to
+        )
+        self.outcome.events.append(event)
+        status = routing_key.removeprefix("interaction.")
+        self.outcome.results[key] = Routed(interaction_id, status, None, source_id, event, True)
+
+    def _copy_result(self, key: int, envelope: Envelope, of_key: int) -> None:
+        original = self.outcome.results.get(of_key)
+        if isinstance(original, Routed):
+            event = replace(
+                original.event, correlation_id=envelope.correlation_id, reply_to=envelope.reply_to
+            )
+            self.outcome.events.append(event)
+            self.outcome.results[key] = replace(original, event=event, replayed=True)
+        elif original is not None:
+            self.outcome.results[key] = original
+
+    async def _finish(self) -> None:
+        """Write what the transaction decided; repeated commands in the batch share its result."""
+        await self.interactions.set_closed(self._closed_ids, self.now)
+        await self.pool.flush(self.session)
+        await self.outbox.add_many(self._outbox_rows)
+        for request, primary_key in self._followers:
+            self._copy_result(request.key, request.envelope, primary_key)
