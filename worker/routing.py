@@ -78,6 +78,44 @@ class Router:
         await self._finish()
         return self.outcome
 
+    async def assign(self, interaction_id: int, operator_id: int) -> RoutingOutcome:
+        """Manual assignment (API): the operator must be active and under its limit.
+
+        Re-assigning moves the slot: the previous operator is freed and its sources drained.
+        """
+        facts = (await self.interactions.facts([interaction_id])).get(interaction_id)
+        if facts is None:
+            raise AssignmentRefused(f"unknown interaction {interaction_id}", not_found=True)
+        if facts.status == "closed":
+            raise AssignmentRefused(f"interaction {interaction_id} is closed")
+        previous = facts.operator_id if facts.status == "assigned" else None
+        if previous == operator_id:
+            return self.outcome
+        involved = {operator_id} if previous is None else {operator_id, previous}
+        self.pool = await OperatorPool.lock(self.session, (), involved)
+        self._check_can_take(operator_id)
+        self.pool.take(operator_id)
+        if previous is not None:
+            self.pool.release(previous)
+        facts.operator_id, facts.status = operator_id, "assigned"
+        await self.interactions.set_assigned({interaction_id: operator_id}, self.now)
+        self._emit(facts, EventType.ASSIGNED, Envelope(None, facts.correlation_id, facts.reply_to))
+        if previous is not None:
+            await self._drain(self.pool.sources_served_by({previous}))
+        await self._finish()
+        return self.outcome
+
+    def _check_can_take(self, operator_id: int) -> None:
+        state = self.pool.states.get(operator_id)
+        if state is None:
+            raise AssignmentRefused(f"unknown operator {operator_id}", not_found=True)
+        if not state.active:
+            raise AssignmentRefused(f"operator {operator_id} is inactive")
+        if state.current_load >= state.load_limit:
+            raise AssignmentRefused(
+                f"operator {operator_id} is at its load limit ({state.load_limit})"
+            )
+
     # -- creates -------------------------------------------------------------------------------
 
     async def _replay_known_message_ids(
@@ -294,3 +332,12 @@ class Router:
         await self.outbox.add_many(self._outbox_rows)
         for request, primary_key in self._followers:
             self._copy_result(request.key, request.envelope, primary_key)
+
+
+class AssignmentRefused(Exception):
+    """A manual assignment that cannot happen; `not_found` separates 404s from 409s."""
+
+    def __init__(self, reason: str, *, not_found: bool = False) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.not_found = not_found

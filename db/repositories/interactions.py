@@ -124,7 +124,7 @@ class InteractionCRUD:
         stmt = select(Interaction.message_id, Interaction.id).where(
             Interaction.message_id.in_(wanted)
         )
-        return {str(m): i for m, i in (await self.session.execute(stmt)).tuples()}
+        return {str(m): i for m, i in (await self.session.execute(stmt))}
 
     async def facts(self, interaction_ids: Iterable[int]) -> dict[int, InteractionFacts]:
         wanted = set(interaction_ids)

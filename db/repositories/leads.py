@@ -36,7 +36,7 @@ class LeadCRUD:
         found = await self.session.execute(
             select(Lead.email, Lead.uuid).where(Lead.email.in_(unique))
         )
-        return {email: lead_uuid for email, lead_uuid in found.tuples()}
+        return {email: lead_uuid for email, lead_uuid in found}
 
     async def _get_by_email(self, email: str) -> Lead | None:
         result = await self.session.execute(

@@ -42,7 +42,7 @@ class OperatorCRUD:
             .order_by(Operator.id)
             .with_for_update()
         )
-        rows = (await self.session.execute(stmt)).tuples()
+        rows = await self.session.execute(stmt)
         return {row[0]: OperatorState(*row) for row in rows}
 
     async def add_to_loads(self, deltas: Mapping[int, int]) -> None:

@@ -32,7 +32,7 @@ class SourceOperatorSettingCRUD:
             )
             .order_by(Operator.id)
         )
-        return [(op_id, weight) for op_id, weight in (await self.session.execute(stmt)).tuples()]
+        return [(op_id, weight) for op_id, weight in (await self.session.execute(stmt))]
 
     async def replace_source_weights(self, source_id: int, weights: dict[int, int]) -> None:
         """Replace the source's whole set of weights in one statement pair."""
@@ -55,7 +55,7 @@ class SourceOperatorSettingCRUD:
             SourceOperatorSetting.operator_id,
             SourceOperatorSetting.weight,
         ).where(SourceOperatorSetting.source_id.in_(wanted))
-        return [(s, o, w) for s, o, w in (await self.session.execute(stmt)).tuples()]
+        return [(s, o, w) for s, o, w in (await self.session.execute(stmt))]
 
     async def sources_served_by(self, operator_ids: Iterable[int]) -> set[int]:
         wanted = set(operator_ids)

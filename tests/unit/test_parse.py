@@ -1,0 +1,92 @@
+"""Inbound bodies: what is accepted, how it is normalised, and the one-line reason when not."""
+
+import json
+
+import pytest
+from pydantic import ValidationError
+
+from schemas.messages import PAYLOAD_LIMIT_BYTES, CreateInteraction
+from worker.commands import CloseRequest, CreateRequest, Envelope, Refused
+from worker.parse import parse_command, poison_reason
+
+
+def parse_create(body: object) -> CreateRequest | CloseRequest | Refused:
+    raw = body if isinstance(body, bytes) else json.dumps(body).encode()
+    return parse_command("create", 0, raw, Envelope("m-1"))
+
+
+@pytest.mark.parametrize(
+    ("given", "stored"),
+    [
+        ("Client@Example.com", "client@example.com"),
+        ("  client@example.com\n", "client@example.com"),
+        ("CLIENT@EXAMPLE.COM", "client@example.com"),
+    ],
+)
+def test_email_is_trimmed_and_lower_cased(given: str, stored: str) -> None:
+    assert CreateInteraction(email=given, source_id=1).email == stored
+
+
+@pytest.mark.parametrize("bad", ["", "not-an-email", "a@", "@example.com", "a b@example.com"])
+def test_invalid_email_is_refused(bad: str) -> None:
+    with pytest.raises(ValidationError):
+        CreateInteraction(email=bad, source_id=1)
+
+
+def test_good_create_keeps_payload_and_envelope() -> None:
+    parsed = parse_create({"email": "a@example.com", "source_id": 3, "payload": [1, {"x": None}]})
+    assert isinstance(parsed, CreateRequest)
+    assert parsed.command.payload == [1, {"x": None}]
+    assert parsed.envelope.message_id == "m-1"
+
+
+def test_payload_is_optional() -> None:
+    parsed = parse_create({"email": "a@example.com", "source_id": 3})
+    assert isinstance(parsed, CreateRequest) and parsed.command.payload is None
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        (b"not json", "body is not JSON"),
+        (b"\xff\xfe", "body is not JSON"),
+        ({"source_id": 1}, "email: Field required"),
+        ({"email": "a@example.com", "source_id": "x"}, "source_id"),
+        ({"email": "a@example.com", "source_id": 0}, "source_id"),
+        ({"email": "nope", "source_id": 1}, "email"),
+        ([1, 2], "invalid CreateInteraction"),
+    ],
+)
+def test_bad_bodies_are_refused_with_a_reason(body: object, reason: str) -> None:
+    parsed = parse_create(body)
+    assert isinstance(parsed, Refused)
+    assert reason in parsed.reason
+    assert "\n" not in parsed.reason
+
+
+def test_payload_over_64_kib_is_refused_and_at_the_limit_accepted() -> None:
+    overhead = len(json.dumps("").encode())
+    at_limit = "x" * (PAYLOAD_LIMIT_BYTES - overhead)
+    ok = parse_create({"email": "a@example.com", "source_id": 1, "payload": at_limit})
+    assert isinstance(ok, CreateRequest)
+    too_big = parse_create({"email": "a@example.com", "source_id": 1, "payload": at_limit + "x"})
+    assert isinstance(too_big, Refused) and "payload is 65537 bytes" in too_big.reason
+
+
+def test_huge_body_is_refused_before_parsing() -> None:
+    parsed = parse_create(b"[" + b"1," * 100_000 + b"1]")
+    assert isinstance(parsed, Refused) and "over the" in parsed.reason
+
+
+def test_close_needs_a_positive_interaction_id() -> None:
+    good = parse_command("close", 4, b'{"interaction_id": 42}', Envelope())
+    assert isinstance(good, CloseRequest) and good.command.interaction_id == 42 and good.key == 4
+    bad = parse_command("close", 4, b'{"interaction_id": "x"}', Envelope())
+    assert isinstance(bad, Refused) and "interaction_id" in bad.reason
+
+
+def test_poison_after_the_delivery_limit() -> None:
+    assert poison_reason({}, 5) is None
+    assert poison_reason({"x-delivery-count": 4}, 5) is None
+    reason = poison_reason({"x-delivery-count": 5}, 5)
+    assert reason is not None and "delivery limit" in reason
