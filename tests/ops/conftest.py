@@ -35,7 +35,7 @@ async def get(url: str) -> httpx.Response:
 async def until(check: Callable[[], Awaitable[bool]], within: float = 10.0) -> None:
     """Poll `check` until it holds (for values sampled on a timer, which no event announces)."""
     async with asyncio.timeout(within):
-        while not await check():
+        while not await check():  # noqa: ASYNC110 (nothing to await: sampled on a timer)
             await asyncio.sleep(0.05)
 
 
@@ -61,8 +61,12 @@ def cli(settings: Settings, tmp_path: Path) -> CliRunner:
 
     async def run(*args: str, stdin: bytes = b"", within: float = 120.0) -> CliResult:
         process = await asyncio.create_subprocess_exec(
-            LEADROUTER, *args, cwd=tmp_path, env=env,
-            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+            LEADROUTER,
+            *args,
+            cwd=tmp_path,
+            env=env,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
         )
         out, err = await asyncio.wait_for(process.communicate(stdin), within)

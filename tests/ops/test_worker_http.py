@@ -81,8 +81,9 @@ async def test_worker_command_serves_on_metrics_port(
     """The wiring `leadrouter worker` uses: METRICS_PORT set means /health answers there."""
     port = free_port()
     configured = settings.model_copy(update={"metrics_port": port})
-    async with running_worker(configured, sessions) as worker, observed(
-        worker, sessions, configured, host="127.0.0.1"
+    async with (
+        running_worker(configured, sessions) as worker,
+        observed(worker, sessions, configured, host="127.0.0.1"),
     ):
         response = await get(f"http://127.0.0.1:{port}/health")
 
