@@ -1,7 +1,7 @@
 """LeadCRUD: find-or-create by normalised e-mail, one at a time or a whole batch at once."""
 
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -50,3 +50,7 @@ class LeadCRUD:
     async def find_by_email(self, email: str) -> list[Lead]:
         lead = await self._get_by_email(email)
         return [lead] if lead is not None else []
+
+    async def list(self, limit: int, offset: int) -> Sequence[Lead]:
+        stmt = select(Lead).order_by(Lead.created_at, Lead.uuid).limit(limit).offset(offset)
+        return (await self.session.scalars(stmt)).all()

@@ -8,7 +8,7 @@ load limit holds exactly; on SQLite the transaction already holds the write lock
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import bindparam, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.models import Operator
@@ -69,3 +69,19 @@ class OperatorCRUD:
         self.session.add(operator)
         await self.session.flush()
         return operator
+
+    async def get_for_update(self, operator_id: int) -> Operator | None:
+        """The operator row, locked as the router locks it, so a change and a routing serialise."""
+        stmt = select(Operator).where(Operator.id == operator_id).with_for_update()
+        return (await self.session.scalars(stmt)).one_or_none()
+
+    async def delete(self, operator_id: int) -> None:
+        """Its weights go with it (ON DELETE CASCADE); closed interactions keep a NULL operator."""
+        await self.session.execute(delete(Operator).where(Operator.id == operator_id))
+
+    async def existing_ids(self, operator_ids: Iterable[int]) -> set[int]:
+        wanted = set(operator_ids)
+        if not wanted:
+            return set()
+        stmt = select(Operator.id).where(Operator.id.in_(wanted))
+        return set((await self.session.scalars(stmt)).all())

@@ -31,3 +31,7 @@ class SourceCRUD:
         return set(
             (await self.session.scalars(select(Source.id).where(Source.id.in_(wanted)))).all()
         )
+
+    async def get_by_identifier(self, identifier: str) -> Source | None:
+        stmt = select(Source).where(Source.identifier == identifier)
+        return (await self.session.scalars(stmt)).one_or_none()

@@ -1,0 +1,35 @@
+"""The admin and read HTTP API: `create_app(settings)` builds one app with its own resources."""
+
+from fastapi import APIRouter, FastAPI
+
+from api.auth import API_PREFIX, BearerTokenMiddleware, documented_security
+from api.errors import install_error_handlers
+from api.lifespan import lifespan
+from api.metrics import ApiMetrics, RequestMetricsMiddleware
+from api.routes import health, interactions, leads, metrics, operators, sources, stats
+from schemas.settings import Settings
+
+DESCRIPTION = """\
+Configure sources, operators and weights; read interactions, leads and statistics; assign and
+close interactions by hand; publish `interaction.create` over HTTP. Every change that can free
+capacity hands waiting interactions to operators at once, oldest first, with the worker's code.
+When `API_TOKEN` is set, every `/api/v1` route needs `Authorization: Bearer <token>`.
+"""
+
+
+def create_app(settings: Settings) -> FastAPI:
+    app = FastAPI(title="leadrouter", version="1", description=DESCRIPTION, lifespan=lifespan)
+    app.state.settings = settings
+    app.state.metrics = ApiMetrics()
+    token = settings.api_token.get_secret_value() if settings.api_token else None
+    v1 = APIRouter(prefix=API_PREFIX, dependencies=documented_security(token is not None))
+    for module in (operators, sources, interactions, leads, stats):
+        v1.include_router(module.router)
+    app.include_router(v1)
+    app.include_router(health.router)
+    app.include_router(metrics.router)
+    install_error_handlers(app)
+    if token is not None:
+        app.add_middleware(BearerTokenMiddleware, token=token)
+    app.add_middleware(RequestMetricsMiddleware, metrics=app.state.metrics)
+    return app

@@ -1,0 +1,47 @@
+"""Field types shared by the API's models.
+
+Ids are bounded to PostgreSQL's `integer` so an absurd id is a 422 or a 404, never a database
+error; text refuses NUL, which PostgreSQL cannot store.
+"""
+
+from typing import Annotated
+
+from pydantic import AfterValidator, BaseModel, Field, StringConstraints
+
+MAX_DB_INT = 2**31 - 1
+
+
+def _storable(value: str) -> str:
+    """PostgreSQL text rejects NUL, and lone surrogates cannot be encoded as UTF-8."""
+    if "\x00" in value:
+        raise ValueError("must not contain NUL characters")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("must be valid Unicode text") from None
+    return value
+
+
+StorableText = Annotated[str, AfterValidator(_storable)]
+DbId = Annotated[int, Field(ge=1, le=MAX_DB_INT, examples=[1])]
+Name = Annotated[
+    StorableText,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=200),
+    Field(examples=["Anna Petrova"]),
+]
+LoadLimit = Annotated[int, Field(ge=0, le=1_000_000, examples=[5])]
+Weight = Annotated[int, Field(ge=1, le=100, examples=[50])]
+
+
+class ErrorOut(BaseModel):
+    """Every error answers `{"detail": ...}`: a sentence, or pydantic's list for a 422."""
+
+    detail: str = Field(examples=["operator 7 not found"])
+
+
+class NotFound(Exception):
+    """An unknown id in the path or the body: the app answers 404."""
+
+
+class Conflict(Exception):
+    """A request that contradicts the current state: the app answers 409."""

@@ -1,0 +1,11 @@
+"""What `/health` answers."""
+
+from typing import Literal
+
+from pydantic import BaseModel
+
+
+class Health(BaseModel):
+    status: Literal["ok", "error"]
+    database: Literal["ok", "down"]
+    broker: Literal["ok", "down"]

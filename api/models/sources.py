@@ -1,0 +1,63 @@
+"""Sources and their operator weights."""
+
+from datetime import datetime
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+
+from api.models.common import DbId, StorableText, Weight
+
+Identifier = Annotated[
+    StorableText,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=100),
+    Field(examples=["telegram-bot"]),
+]
+
+
+class SourceCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    identifier: Identifier
+    description: Annotated[StorableText, Field(max_length=2000, examples=["Support bot"])] = ""
+
+
+class SourceOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int = Field(examples=[1])
+    identifier: str = Field(examples=["telegram-bot"])
+    description: str = Field(examples=["Support bot"])
+    created_at: datetime
+
+
+class OperatorWeight(BaseModel):
+    model_config = ConfigDict(from_attributes=True, extra="forbid")
+
+    operator_id: DbId
+    weight: Weight
+
+
+class SourceWeights(BaseModel):
+    """A source's whole set of weights: what PUT replaces and what GET answers (same shape)."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {"weights": [{"operator_id": 1, "weight": 10}, {"operator_id": 2, "weight": 30}]}
+            ]
+        },
+    )
+
+    weights: list[OperatorWeight] = Field(max_length=10_000)
+
+    @field_validator("weights")
+    @classmethod
+    def _operators_unique(cls, value: list[OperatorWeight]) -> list[OperatorWeight]:
+        ids = [w.operator_id for w in value]
+        if len(ids) != len(set(ids)):
+            raise ValueError("each operator_id may appear only once")
+        return value
+
+    def as_dict(self) -> dict[int, int]:
+        return {w.operator_id: w.weight for w in self.weights}

@@ -1,0 +1,78 @@
+"""Operators: CRUD, activation and limits. A change that can free capacity drains waiting ones."""
+
+from fastapi import APIRouter, Response
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from api.deps import SessionDep, UnitDep
+from api.docs import errors
+from api.models.common import Conflict, NotFound
+from api.models.operators import OperatorCreate, OperatorOut, OperatorPatch
+from api.routes.params import OperatorId
+from db.models import Operator
+from db.repositories.operators import OperatorCRUD
+
+router = APIRouter(prefix="/operators", tags=["operators"])
+CAPACITY_FIELDS = {"active", "load_limit"}
+
+
+async def locked_operator(session: AsyncSession, operator_id: int) -> Operator:
+    operator = await OperatorCRUD(session).get_for_update(operator_id)
+    if operator is None:
+        raise NotFound(f"operator {operator_id} not found")
+    return operator
+
+
+@router.post("", status_code=201, response_model=OperatorOut)
+async def create_operator(body: OperatorCreate, session: SessionDep) -> OperatorOut:
+    """A new operator takes nothing until some source gives it a weight."""
+    async with session.begin():
+        operator = await OperatorCRUD(session).create(body.name, body.load_limit, body.active)
+    return OperatorOut.model_validate(operator)
+
+
+@router.get("", response_model=list[OperatorOut])
+async def list_operators(session: SessionDep) -> list[OperatorOut]:
+    async with session.begin():
+        operators = await OperatorCRUD(session).list_all()
+    return [OperatorOut.model_validate(o) for o in operators]
+
+
+@router.get("/{operator_id}", response_model=OperatorOut, responses=errors(404))
+async def get_operator(operator_id: OperatorId, session: SessionDep) -> OperatorOut:
+    async with session.begin():
+        operator = await OperatorCRUD(session).get_by_id(operator_id)
+    if operator is None:
+        raise NotFound(f"operator {operator_id} not found")
+    return OperatorOut.model_validate(operator)
+
+
+@router.patch("/{operator_id}", response_model=OperatorOut, responses=errors(404))
+async def update_operator(
+    operator_id: OperatorId, body: OperatorPatch, unit: UnitDep
+) -> OperatorOut:
+    """Activating or raising the limit hands waiting interactions over at once, oldest first."""
+    changes = body.changes()
+    async with unit.routing() as router:
+        operator = await locked_operator(unit.session, operator_id)
+        for field, value in changes.items():
+            setattr(operator, field, value)
+        if changes.keys() & CAPACITY_FIELDS:
+            await router.drain(operator_ids={operator_id})
+    async with unit.session.begin():
+        await unit.session.refresh(operator)
+    return OperatorOut.model_validate(operator)
+
+
+@router.delete(
+    "/{operator_id}", status_code=204, response_class=Response, responses=errors(404, 409)
+)
+async def delete_operator(operator_id: OperatorId, session: SessionDep) -> Response:
+    """Refused while it has assigned interactions: close or reassign them first."""
+    async with session.begin():
+        operator = await locked_operator(session, operator_id)
+        if operator.current_load > 0:
+            raise Conflict(
+                f"operator {operator_id} has {operator.current_load} assigned interactions"
+            )
+        await OperatorCRUD(session).delete(operator_id)
+    return Response(status_code=204)

@@ -1,0 +1,20 @@
+"""Path and query parameters shared by several routes."""
+
+from typing import Annotated
+
+from fastapi import Path, Query
+from pydantic import BaseModel, Field
+
+from api.models.common import MAX_DB_INT
+
+OperatorId = Annotated[int, Path(ge=1, le=MAX_DB_INT, examples=[3])]
+SourceId = Annotated[int, Path(ge=1, le=MAX_DB_INT, examples=[1])]
+InteractionId = Annotated[int, Path(ge=1, le=MAX_DB_INT, examples=[42])]
+
+
+class Page(BaseModel):
+    limit: int = Field(100, ge=1, le=1000, description="at most this many rows")
+    offset: int = Field(0, ge=0, le=MAX_DB_INT, description="rows to skip, in id order")
+
+
+PageQuery = Annotated[Page, Query()]

@@ -1,0 +1,75 @@
+"""Sources and their weights; a new set of weights drains the source's waiting interactions."""
+
+from fastapi import APIRouter
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from api.deps import SessionDep, UnitDep
+from api.docs import errors
+from api.models.common import Conflict, NotFound
+from api.models.sources import OperatorWeight, SourceCreate, SourceOut, SourceWeights
+from api.routes.params import SourceId
+from db.models import Source
+from db.repositories.operators import OperatorCRUD
+from db.repositories.settings import SourceOperatorSettingCRUD
+from db.repositories.sources import SourceCRUD
+
+router = APIRouter(prefix="/sources", tags=["sources"])
+
+
+async def existing_source(session: AsyncSession, source_id: int) -> Source:
+    source = await SourceCRUD(session).get_by_id(source_id)
+    if source is None:
+        raise NotFound(f"source {source_id} not found")
+    return source
+
+
+@router.post("", status_code=201, response_model=SourceOut, responses=errors(409))
+async def create_source(body: SourceCreate, session: SessionDep) -> SourceOut:
+    duplicate = Conflict(f"a source with identifier {body.identifier!r} already exists")
+    try:
+        async with session.begin():
+            sources = SourceCRUD(session)
+            if await sources.get_by_identifier(body.identifier) is not None:
+                raise duplicate
+            source = await sources.create(body.identifier, body.description)
+    except IntegrityError:  # created concurrently between the check and the insert
+        raise duplicate from None
+    return SourceOut.model_validate(source)
+
+
+@router.get("", response_model=list[SourceOut])
+async def list_sources(session: SessionDep) -> list[SourceOut]:
+    async with session.begin():
+        sources = await SourceCRUD(session).list_all()
+    return [SourceOut.model_validate(s) for s in sources]
+
+
+@router.get("/{source_id}", response_model=SourceOut, responses=errors(404))
+async def get_source(source_id: SourceId, session: SessionDep) -> SourceOut:
+    async with session.begin():
+        source = await existing_source(session, source_id)
+    return SourceOut.model_validate(source)
+
+
+@router.get("/{source_id}/operators", response_model=SourceWeights, responses=errors(404))
+async def get_weights(source_id: SourceId, session: SessionDep) -> SourceWeights:
+    """The same shape PUT takes, so a read set can be edited and written back."""
+    async with session.begin():
+        await existing_source(session, source_id)
+        rows = await SourceOperatorSettingCRUD(session).list_by_source(source_id)
+    return SourceWeights(weights=[OperatorWeight.model_validate(r) for r in rows])
+
+
+@router.put("/{source_id}/operators", response_model=SourceWeights, responses=errors(404))
+async def replace_weights(source_id: SourceId, body: SourceWeights, unit: UnitDep) -> SourceWeights:
+    """Replaces the whole set (an empty list removes all); unknown operator ids are refused."""
+    weights = body.as_dict()
+    async with unit.routing() as router:
+        await existing_source(unit.session, source_id)
+        missing = weights.keys() - await OperatorCRUD(unit.session).existing_ids(weights)
+        if missing:
+            raise NotFound(f"unknown operator ids: {sorted(missing)}")
+        await SourceOperatorSettingCRUD(unit.session).replace_source_weights(source_id, weights)
+        await router.drain(source_ids={source_id})
+    return SourceWeights(weights=sorted(body.weights, key=lambda w: w.operator_id))

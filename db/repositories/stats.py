@@ -1,0 +1,45 @@
+"""StatsQueries: the aggregates behind `/stats` and `/metrics`, each one grouped query."""
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from db.models import Interaction, Operator, Source
+
+OperatorLoadRow = tuple[int, str, bool, int, int]
+CountRow = tuple[int, str, int]
+
+
+class StatsQueries:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def operator_loads(self) -> list[OperatorLoadRow]:
+        """(id, name, active, current_load, load_limit): the maintained counter, as routed by."""
+        stmt = select(
+            Operator.id, Operator.name, Operator.active, Operator.current_load, Operator.load_limit
+        ).order_by(Operator.id)
+        return [(i, n, a, c, lim) for i, n, a, c, lim in await self.session.execute(stmt)]
+
+    async def interactions_by_operator(self) -> list[CountRow]:
+        """(id, name, count) for every operator, any status, zero included."""
+        stmt = (
+            select(Operator.id, Operator.name, func.count(Interaction.id))
+            .outerjoin(Interaction, Interaction.operator_id == Operator.id)
+            .group_by(Operator.id, Operator.name)
+            .order_by(Operator.id)
+        )
+        return [(i, n, c) for i, n, c in await self.session.execute(stmt)]
+
+    async def interactions_by_source(self) -> list[CountRow]:
+        """(id, identifier, count) for every source, any status, zero included."""
+        stmt = (
+            select(Source.id, Source.identifier, func.count(Interaction.id))
+            .outerjoin(Interaction, Interaction.source_id == Source.id)
+            .group_by(Source.id, Source.identifier)
+            .order_by(Source.id)
+        )
+        return [(i, s, c) for i, s, c in await self.session.execute(stmt)]
+
+    async def count_with_status(self, status: str) -> int:
+        stmt = select(func.count()).select_from(Interaction).where(Interaction.status == status)
+        return int((await self.session.execute(stmt)).scalar_one())
