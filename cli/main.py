@@ -1,12 +1,20 @@
-"""`leadrouter` entry point: one subcommand per process kind."""
+"""`leadrouter` entry point: one subcommand per process kind or operator task.
+
+Parsers are built here and cheaply (no heavy imports), so `--help` is fast and needs no
+settings; each command's module is imported only when that command runs.
+"""
 
 import argparse
 import asyncio
 import sys
 from collections.abc import Sequence
+from typing import TypeAlias
 
 from cli.logging_setup import configure_logging
 from cli.settings_loader import load_settings
+from schemas.settings import Settings
+
+Commands: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -17,19 +25,32 @@ def build_parser() -> argparse.ArgumentParser:
         "METRICS_PORT) and an optional .env file.",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for add in (_add_worker, _add_api, _add_db, _add_demo, _add_dlq):
+        add(commands)
+    return parser
 
+
+def _add_worker(commands: Commands) -> None:
     worker = commands.add_parser(
         "worker",
         help="consume interaction commands and route them",
         description="Declare the topology, consume interactions.create "
-        "and interactions.close, assign operators, publish events.",
+        "and interactions.close, assign operators, publish events. With METRICS_PORT set, "
+        "also serve Prometheus /metrics and a readiness /health on that port.",
     )
     worker.add_argument(
         "--burst",
         action="store_true",
         help="exit once both work queues are empty (for tests and batch jobs)",
     )
+    worker.add_argument(
+        "--metrics-host",
+        default="0.0.0.0",
+        help="address for the METRICS_PORT server (default 0.0.0.0, as exporters do)",
+    )
 
+
+def _add_api(commands: Commands) -> None:
     api = commands.add_parser(
         "api",
         help="serve the admin/read HTTP API",
@@ -38,14 +59,70 @@ def build_parser() -> argparse.ArgumentParser:
     api.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
     api.add_argument("--port", type=int, default=8000, help="port (default 8000)")
 
-    db = commands.add_parser("db", help="database schema commands")
+
+def _add_db(commands: Commands) -> None:
+    db = commands.add_parser(
+        "db", help="database schema commands", description="Database schema commands."
+    )
     db_commands = db.add_subparsers(dest="db_command", required=True, metavar="DB_COMMAND")
     db_commands.add_parser(
         "upgrade",
         help="apply migrations up to the newest (Alembic)",
         description="Apply Alembic migrations to DATABASE_URL.",
     )
-    return parser
+
+
+def _add_demo(commands: Commands) -> None:
+    demo = commands.add_parser(
+        "demo",
+        help="publish sample interactions and show the resulting distribution",
+        description="Against a running worker: create sample sources, operators and weights if "
+        "the database has none, publish N interactions with a progress bar, wait for their "
+        "events, and print observed shares next to the configured weights.",
+    )
+    demo.add_argument("-n", "--count", type=_positive, default=1000, help="interactions (1000)")
+    demo.add_argument(
+        "--timeout", type=float, default=120.0, help="seconds to wait for the events (120)"
+    )
+    demo.add_argument(
+        "--keep-open",
+        action="store_true",
+        help="leave the interactions assigned (default: close each one once it is assigned, "
+        "so operators' loads return to where they were)",
+    )
+
+
+def _add_dlq(commands: Commands) -> None:
+    dlq = commands.add_parser(
+        "dlq",
+        help="inspect and replay dead letters (interactions.dead)",
+        description="Dead letters: messages the worker could not process, with the reason in "
+        "their x-error header.",
+    )
+    sub = dlq.add_subparsers(dest="dlq_command", required=True, metavar="DLQ_COMMAND")
+    listing = sub.add_parser(
+        "list",
+        help="show dead letters and why they failed (they stay in the queue)",
+        description="Show dead letters with message_id, original routing key, x-error and body.",
+    )
+    listing.add_argument("--limit", type=_positive, default=20, help="show at most N (20)")
+    listing.add_argument("--full", action="store_true", help="full error and body, one block each")
+    replay = sub.add_parser(
+        "replay",
+        help="move dead letters back to the interactions exchange after a fix",
+        description="Republish dead letters, in queue order, to exchange interactions with their "
+        "original routing key and properties (without x-error), with publisher confirms; each "
+        "dead letter is removed only after the broker confirmed its copy.",
+    )
+    replay.add_argument("--limit", type=_positive, default=None, help="replay at most N (all)")
+    replay.add_argument("-y", "--yes", action="store_true", help="do not ask for confirmation")
+
+
+def _positive(value: str) -> int:
+    number = int(value)
+    if number < 1:
+        raise argparse.ArgumentTypeError("must be 1 or more")
+    return number
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -55,14 +132,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     sys.exit(_dispatch(args, settings))
 
 
-def _dispatch(args: argparse.Namespace, settings: object) -> int:
-    from schemas.settings import Settings
-
-    assert isinstance(settings, Settings)
+def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
     if args.command == "worker":
         from cli.worker_cmd import run_worker
 
-        return asyncio.run(run_worker(settings, burst=args.burst))
+        return asyncio.run(run_worker(settings, burst=args.burst, metrics_host=args.metrics_host))
     if args.command == "db":
         from db.schema_version import upgrade
 
@@ -73,4 +147,16 @@ def _dispatch(args: argparse.Namespace, settings: object) -> int:
         from cli.api_cmd import run_api
 
         return run_api(settings, args.host, args.port)
+    return _dispatch_tools(args, settings)
+
+
+def _dispatch_tools(args: argparse.Namespace, settings: Settings) -> int:
+    if args.command == "demo":
+        from cli.demo import run_demo
+
+        return run_demo(settings, args.count, timeout_s=args.timeout, keep_open=args.keep_open)
+    if args.command == "dlq":
+        from cli.dlq import run_dlq
+
+        return run_dlq(args, settings)
     raise AssertionError(args.command)

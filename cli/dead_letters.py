@@ -1,0 +1,148 @@
+"""Dead letters on `interactions.dead`: look at them, count them, move them back.
+
+A replay republishes each dead letter to the `interactions` exchange with its original routing
+key and properties (minus the dead-letter bookkeeping headers), waits for the broker's confirm,
+and only then acks the dead letter: a crash in between leaves a duplicate at worst, never a loss,
+and the duplicate is harmless because the worker is idempotent by `message_id`.
+"""
+
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import aio_pika
+from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractQueue
+from aio_pika.exceptions import ChannelNotFoundEntity, DeliveryError
+
+from worker.topology import COMMANDS_EXCHANGE, DEAD_QUEUE
+
+ROUTING_KEY_HEADER = "x-original-routing-key"
+# Added by the worker or the broker when dead-lettering; a replayed message starts clean
+# (a stale x-delivery-count would make the worker treat it as poison straight away).
+BOOKKEEPING_HEADERS = frozenset(
+    {"x-error", ROUTING_KEY_HEADER, "x-original-exchange", "x-delivery-count", "x-death"}
+)
+BOOKKEEPING_PREFIXES = ("x-first-death-", "x-last-death-")
+
+
+class TopologyMissing(RuntimeError):
+    """The vhost has no `interactions.dead` yet: no worker has ever started there."""
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    message_id: str | None
+    routing_key: str
+    error: str
+    body: bytes
+
+
+@dataclass
+class ReplayReport:
+    replayed: int = 0
+    failed: list[str] = field(default_factory=list)
+
+
+def describe(message: AbstractIncomingMessage) -> DeadLetter:
+    headers = dict(message.headers or {})
+    return DeadLetter(
+        message.message_id,
+        original_routing_key(message),
+        str(headers.get("x-error", "")),
+        message.body,
+    )
+
+
+def original_routing_key(message: AbstractIncomingMessage) -> str:
+    """The worker records it in a header; the broker's own dead-lettering keeps the key as is."""
+    recorded = (message.headers or {}).get(ROUTING_KEY_HEADER)
+    return str(recorded) if recorded else message.routing_key or ""
+
+
+def replayable(message: AbstractIncomingMessage) -> aio_pika.Message:
+    """The original message again: same body and properties, bookkeeping headers removed."""
+    headers: dict[str, Any] = {
+        k: v
+        for k, v in (message.headers or {}).items()
+        if k not in BOOKKEEPING_HEADERS and not k.startswith(BOOKKEEPING_PREFIXES)
+    }
+    return aio_pika.Message(
+        message.body,
+        headers=headers,
+        content_type=message.content_type,
+        content_encoding=message.content_encoding,
+        delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+        priority=message.priority,
+        correlation_id=message.correlation_id,
+        reply_to=message.reply_to,
+        message_id=message.message_id,
+        timestamp=message.timestamp,
+        type=message.type,
+        app_id=message.app_id,
+    )
+
+
+@contextlib.asynccontextmanager
+async def dead_queue(amqp_url: str) -> AsyncIterator[tuple[AbstractChannel, AbstractQueue]]:
+    """A confirming channel (unroutable publishes raise) and the dead-letter queue, passively."""
+    connection = await aio_pika.connect(amqp_url)
+    async with connection:
+        channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
+        try:
+            queue = await channel.declare_queue(DEAD_QUEUE, passive=True)
+        except ChannelNotFoundEntity as exc:
+            raise TopologyMissing(
+                f"no queue {DEAD_QUEUE} on this vhost: start `leadrouter worker` once to declare it"
+            ) from exc
+        yield channel, queue
+
+
+async def count(amqp_url: str) -> int:
+    async with dead_queue(amqp_url) as (_, queue):
+        return int(queue.declaration_result.message_count or 0)
+
+
+async def peek(amqp_url: str, limit: int) -> tuple[int, list[DeadLetter]]:
+    """Total in the queue and the first `limit` of them, all returned to the queue unchanged.
+
+    Held unacked while reading (so `get` moves on to the next one), then requeued together.
+    A quorum queue redelivers returned messages first, so a partial listing can change the
+    order in which a later replay takes them; nothing is lost or altered.
+    """
+    async with dead_queue(amqp_url) as (_, queue):
+        total = int(queue.declaration_result.message_count or 0)
+        held: list[AbstractIncomingMessage] = []
+        while len(held) < min(total, limit):
+            message = await queue.get(no_ack=False, fail=False)
+            if message is None:
+                break
+            held.append(message)
+        letters = [describe(m) for m in held]
+        for message in held:
+            await message.nack(requeue=True)
+    return total, letters
+
+
+async def replay(amqp_url: str, limit: int) -> ReplayReport:
+    """Move up to `limit` dead letters back in queue order; unroutable ones stay dead."""
+    report = ReplayReport()
+    async with dead_queue(amqp_url) as (channel, queue):
+        exchange = await channel.get_exchange(COMMANDS_EXCHANGE)
+        kept: list[AbstractIncomingMessage] = []
+        for _ in range(limit):
+            message = await queue.get(no_ack=False, fail=False)
+            if message is None:
+                break
+            try:
+                routing_key = original_routing_key(message)
+                await exchange.publish(replayable(message), routing_key, mandatory=True)
+            except DeliveryError as exc:
+                report.failed.append(f"{message.message_id}: {routing_key!r} not routed ({exc})")
+                kept.append(message)  # held until the end so `get` does not return it again
+                continue
+            await message.ack()
+            report.replayed += 1
+        for message in kept:
+            await message.nack(requeue=True)
+    return report

@@ -1,0 +1,90 @@
+"""`leadrouter dlq list` and `leadrouter dlq replay`: the operator's side of dead letters.
+
+The usual cycle: `list` shows why messages failed (`x-error`), you fix the cause (create the
+missing source, correct the bot), then `replay` moves them back to be processed again.
+"""
+
+import argparse
+import asyncio
+import sys
+
+from cli import dead_letters
+from cli.table import render_table
+from schemas.settings import Settings
+from worker.topology import COMMANDS_EXCHANGE, DEAD_QUEUE
+
+PREVIEW_CHARS = 60
+ERROR_CHARS = 90
+
+
+def run_dlq(args: argparse.Namespace, settings: Settings) -> int:
+    """Broker problems end in one line on stderr and exit code 2, not a traceback."""
+    try:
+        if args.dlq_command == "list":
+            return list_command(settings.amqp_url, args.limit, full=args.full)
+        return replay_command(settings.amqp_url, args.limit, assume_yes=args.yes)
+    except dead_letters.TopologyMissing as exc:
+        print(f"leadrouter: {exc}", file=sys.stderr)
+    except ConnectionError as exc:
+        print(f"leadrouter: cannot reach the broker (AMQP_URL): {exc}", file=sys.stderr)
+    return 2
+
+
+def list_command(amqp_url: str, limit: int, *, full: bool) -> int:
+    total, letters = asyncio.run(dead_letters.peek(amqp_url, limit))
+    print(f"{DEAD_QUEUE}: {total} dead letter(s), showing {len(letters)}")
+    if full:
+        for number, letter in enumerate(letters, 1):
+            print(_block(number, letter))
+    elif letters:
+        print(render_table(["#", "message_id", "routing key", "x-error", "body"], _rows(letters)))
+    return 0
+
+
+def _rows(letters: list[dead_letters.DeadLetter]) -> list[list[object]]:
+    return [
+        [n, d.message_id or "-", d.routing_key, _cut(d.error, ERROR_CHARS), _preview(d.body)]
+        for n, d in enumerate(letters, 1)
+    ]
+
+
+def _block(number: int, letter: dead_letters.DeadLetter) -> str:
+    return (
+        f"\n#{number} message_id={letter.message_id} routing_key={letter.routing_key}\n"
+        f"  x-error: {letter.error}\n"
+        f"  body: {letter.body.decode(errors='replace')}"
+    )
+
+
+def _preview(body: bytes) -> str:
+    return _cut(body.decode(errors="replace").replace("\n", " "), PREVIEW_CHARS)
+
+
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def replay_command(amqp_url: str, limit: int | None, *, assume_yes: bool) -> int:
+    """Count, confirm (the prompt runs with no connection open), then replay that many."""
+    total = asyncio.run(dead_letters.count(amqp_url))
+    todo = total if limit is None else min(total, limit)
+    if todo == 0:
+        print(f"{DEAD_QUEUE} is empty: nothing to replay")
+        return 0
+    question = f"Replay {todo} of {total} dead letter(s) to exchange {COMMANDS_EXCHANGE}? [y/N] "
+    if not assume_yes and not confirm(question):
+        print("nothing replayed")
+        return 1
+    report = asyncio.run(dead_letters.replay(amqp_url, todo))
+    print(f"replayed {report.replayed} of {todo} dead letter(s) to exchange {COMMANDS_EXCHANGE}")
+    for failure in report.failed:
+        print(f"  left in {DEAD_QUEUE}: {failure}")
+    return 1 if report.failed else 0
+
+
+def confirm(question: str) -> bool:
+    """y/yes confirms; anything else, or no terminal input at all, declines."""
+    sys.stderr.write(question)
+    sys.stderr.flush()
+    answer = sys.stdin.readline() if sys.stdin is not None else ""
+    return answer.strip().lower() in ("y", "yes")
