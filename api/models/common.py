@@ -11,7 +11,7 @@ from pydantic import AfterValidator, BaseModel, Field, StringConstraints
 MAX_DB_INT = 2**31 - 1
 
 
-def _storable(value: str) -> str:
+def storable(value: str) -> str:
     """PostgreSQL text rejects NUL, and lone surrogates cannot be encoded as UTF-8."""
     if "\x00" in value:
         raise ValueError("must not contain NUL characters")
@@ -22,11 +22,12 @@ def _storable(value: str) -> str:
     return value
 
 
-StorableText = Annotated[str, AfterValidator(_storable)]
+StorableText = Annotated[str, AfterValidator(storable)]
 DbId = Annotated[int, Field(ge=1, le=MAX_DB_INT, examples=[1])]
 Name = Annotated[
-    StorableText,
+    str,
     StringConstraints(strip_whitespace=True, min_length=1, max_length=200),
+    AfterValidator(storable),
     Field(examples=["Anna Petrova"]),
 ]
 LoadLimit = Annotated[int, Field(ge=0, le=1_000_000, examples=[5])]

@@ -2,7 +2,8 @@
 
 from datetime import datetime
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic.json_schema import SkipJsonSchema
 
 from api.models.common import LoadLimit, Name
 
@@ -22,12 +23,19 @@ class OperatorPatch(BaseModel):
         extra="forbid", json_schema_extra={"examples": [{"active": True, "load_limit": 10}]}
     )
 
-    name: Name | None = None
-    load_limit: LoadLimit | None = None
-    active: bool | None = None
+    name: Name | SkipJsonSchema[None] = None
+    load_limit: LoadLimit | SkipJsonSchema[None] = None
+    active: bool | SkipJsonSchema[None] = None
+
+    @field_validator("name", "load_limit", "active", mode="before")
+    @classmethod
+    def _not_null(cls, value: object) -> object:
+        if value is None:
+            raise ValueError("may be left out, but not null")
+        return value
 
     def changes(self) -> dict[str, object]:
-        return {k: v for k, v in self.model_dump(exclude_unset=True).items() if v is not None}
+        return self.model_dump(exclude_unset=True)
 
 
 class OperatorOut(BaseModel):

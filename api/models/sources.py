@@ -3,13 +3,14 @@
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
-from api.models.common import DbId, StorableText, Weight
+from api.models.common import DbId, StorableText, Weight, storable
 
 Identifier = Annotated[
-    StorableText,
+    str,
     StringConstraints(strip_whitespace=True, min_length=1, max_length=100),
+    AfterValidator(storable),
     Field(examples=["telegram-bot"]),
 ]
 

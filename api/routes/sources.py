@@ -6,7 +6,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.deps import SessionDep, UnitDep
 from api.docs import errors
-from api.models.common import Conflict, NotFound
+from api.models.common import MAX_DB_INT, Conflict, NotFound
 from api.models.sources import OperatorWeight, SourceCreate, SourceOut, SourceWeights
 from api.routes.params import SourceId
 from db.models import Source
@@ -18,7 +18,8 @@ router = APIRouter(prefix="/sources", tags=["sources"])
 
 
 async def existing_source(session: AsyncSession, source_id: int) -> Source:
-    source = await SourceCRUD(session).get_by_id(source_id)
+    """404 for an unknown id; one beyond the id column's range cannot exist (nor be queried)."""
+    source = await SourceCRUD(session).get_by_id(source_id) if source_id <= MAX_DB_INT else None
     if source is None:
         raise NotFound(f"source {source_id} not found")
     return source
