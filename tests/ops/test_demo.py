@@ -1,0 +1,66 @@
+"""`leadrouter demo` against an in-process worker, on SQLite (the default set-up) and PostgreSQL."""
+
+import re
+
+import pytest
+from aio_pika.abc import AbstractChannel
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from cli.demo_setup import SAMPLE_OPERATORS
+from tests.ops.conftest import CliRunner
+from tests.support import seed
+from tests.support.amqp import Inbox
+from worker.app import Worker
+
+Sessions = async_sessionmaker[AsyncSession]
+COUNT = 90
+
+
+def operator_table(stdout: str) -> dict[str, tuple[float, float, int]]:
+    """name -> (configured %, observed %, count) from the 'By operator' table."""
+    section = stdout.split("By operator (all sources):")[1].split("By source:")[0]
+    rows = re.findall(r"^(.+?) \(#\d+\)\s+([\d.]+)\s+([\d.]+)\s+(\d+)$", section, re.MULTILINE)
+    return {name: (float(c), float(o), int(n)) for name, c, o, n in rows}
+
+
+async def test_demo_seeds_publishes_and_prints_the_distribution(
+    sessions: Sessions, worker: Worker, events: Inbox, cli: CliRunner
+) -> None:
+    result = await cli("demo", "-n", str(COUNT), "--timeout", "60")
+    await events.take(2 * COUNT, within=60)  # every assigned event and its close
+
+    assert result.code == 0, result.stderr
+    assert "created the sample operators, sources and weights" in result.stdout
+    assert f"published    [{'#' * 30}] {COUNT}/{COUNT}" in result.stderr
+    table = operator_table(result.stdout)
+    assert set(table) == set(SAMPLE_OPERATORS)
+    assert sum(n for _, _, n in table.values()) == COUNT
+    for configured, observed, _ in table.values():
+        assert abs(configured - observed) < 20  # 90 draws: loose, but catches a broken router
+    for source in ("telegram", "email", "phone"):
+        assert source in result.stdout.split("By source:")[1]
+    assert sum(o.current_load for o in (await seed.operators(sessions)).values()) == 0
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+async def test_demo_uses_existing_configuration(
+    sessions: Sessions, worker: Worker, cli: CliRunner
+) -> None:
+    web = await seed.add_source(sessions, "web")
+    ann = await seed.add_operator(sessions, "Ann", 100)
+    await seed.set_weights(sessions, web, {ann: 10})
+
+    result = await cli("demo", "-n", "10", "--keep-open")
+
+    assert result.code == 0, result.stderr
+    assert "created the sample" not in result.stdout
+    assert operator_table(result.stdout) == {"Ann": (100.0, 100.0, 10)}
+    assert (await seed.operators(sessions))[ann].current_load == 10
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+async def test_demo_without_a_worker_says_so(channel: AbstractChannel, cli: CliRunner) -> None:
+    result = await cli("demo", "-n", "5")
+
+    assert result.code == 2
+    assert "no worker consumes interactions.create" in result.stderr
