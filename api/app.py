@@ -1,8 +1,8 @@
 """The admin and read HTTP API: `create_app(settings)` builds one app with its own resources."""
 
-from fastapi import APIRouter, FastAPI
+from fastapi import FastAPI
 
-from api.auth import API_PREFIX, BearerTokenMiddleware, documented_security
+from api.auth import BearerTokenMiddleware, documented_security
 from api.errors import install_error_handlers
 from api.lifespan import lifespan
 from api.metrics import ApiMetrics, RequestMetricsMiddleware
@@ -22,10 +22,9 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.settings = settings
     app.state.metrics = ApiMetrics()
     token = settings.api_token.get_secret_value() if settings.api_token else None
-    v1 = APIRouter(prefix=API_PREFIX, dependencies=documented_security(token is not None))
+    security = documented_security(token is not None)
     for module in (operators, sources, interactions, leads, stats):
-        v1.include_router(module.router)
-    app.include_router(v1)
+        app.include_router(module.router, dependencies=security)
     app.include_router(health.router)
     app.include_router(metrics.router)
     install_error_handlers(app)

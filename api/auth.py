@@ -12,7 +12,7 @@ from starlette.datastructures import Headers
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-API_PREFIX = "/api/v1"
+from api.routes.params import API_PREFIX
 
 
 def token_matches(authorization: str | None, expected: bytes) -> bool:

@@ -1,1 +1,1 @@
-"""One router per resource; `api.app` mounts them under `/api/v1` (health, metrics: root)."""
+"""One router per resource, each under `/api/v1` (health and metrics at the root, no token)."""

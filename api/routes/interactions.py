@@ -10,7 +10,7 @@ from api.deps import SessionDep, StateDep, UnitDep
 from api.docs import errors
 from api.models.common import DbId, NotFound, StorableText
 from api.models.interactions import Accepted, AssignRequest, InteractionDetail, InteractionOut
-from api.routes.params import InteractionId, PageQuery
+from api.routes.params import API_PREFIX, InteractionId, PageQuery
 from api.routes.sources import existing_source
 from db.repositories.interactions import InteractionCRUD, InteractionFilter
 from schemas.events import InteractionStatus
@@ -18,7 +18,7 @@ from schemas.messages import CloseInteraction, CreateInteraction
 from worker.commands import CloseRequest, Envelope, Refused
 from worker.topology import CREATE_ROUTING_KEY
 
-router = APIRouter(prefix="/interactions", tags=["interactions"])
+router = APIRouter(prefix=f"{API_PREFIX}/interactions", tags=["interactions"])
 
 
 class InteractionQuery(BaseModel):

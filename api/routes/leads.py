@@ -11,12 +11,12 @@ from api.docs import errors
 from api.models.common import NotFound
 from api.models.interactions import InteractionOut
 from api.models.leads import LeadOut
-from api.routes.params import PageQuery
+from api.routes.params import API_PREFIX, PageQuery
 from db.repositories.interactions import InteractionCRUD, InteractionFilter
 from db.repositories.leads import LeadCRUD
 from schemas.email import LeadEmail
 
-router = APIRouter(prefix="/leads", tags=["leads"])
+router = APIRouter(prefix=f"{API_PREFIX}/leads", tags=["leads"])
 _email = TypeAdapter(LeadEmail)
 
 

@@ -7,11 +7,11 @@ from api.deps import SessionDep, UnitDep
 from api.docs import errors
 from api.models.common import Conflict, NotFound
 from api.models.operators import OperatorCreate, OperatorOut, OperatorPatch
-from api.routes.params import OperatorId
+from api.routes.params import API_PREFIX, OperatorId
 from db.models import Operator
 from db.repositories.operators import OperatorCRUD
 
-router = APIRouter(prefix="/operators", tags=["operators"])
+router = APIRouter(prefix=f"{API_PREFIX}/operators", tags=["operators"])
 CAPACITY_FIELDS = {"active", "load_limit"}
 
 

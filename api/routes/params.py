@@ -7,6 +7,8 @@ from pydantic import BaseModel, Field
 
 from api.models.common import MAX_DB_INT
 
+API_PREFIX = "/api/v1"
+
 OperatorId = Annotated[int, Path(ge=1, le=MAX_DB_INT, examples=[3])]
 SourceId = Annotated[int, Path(ge=1, le=MAX_DB_INT, examples=[1])]
 InteractionId = Annotated[int, Path(ge=1, le=MAX_DB_INT, examples=[42])]

@@ -8,13 +8,13 @@ from api.deps import SessionDep, UnitDep
 from api.docs import errors
 from api.models.common import MAX_DB_INT, Conflict, NotFound
 from api.models.sources import OperatorWeight, SourceCreate, SourceOut, SourceWeights
-from api.routes.params import SourceId
+from api.routes.params import API_PREFIX, SourceId
 from db.models import Source
 from db.repositories.operators import OperatorCRUD
 from db.repositories.settings import SourceOperatorSettingCRUD
 from db.repositories.sources import SourceCRUD
 
-router = APIRouter(prefix="/sources", tags=["sources"])
+router = APIRouter(prefix=f"{API_PREFIX}/sources", tags=["sources"])
 
 
 async def existing_source(session: AsyncSession, source_id: int) -> Source:

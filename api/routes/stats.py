@@ -10,9 +10,10 @@ from api.models.stats import (
     OperatorsLoad,
     SourceCount,
 )
+from api.routes.params import API_PREFIX
 from db.repositories.stats import StatsQueries
 
-router = APIRouter(prefix="/stats", tags=["stats"])
+router = APIRouter(prefix=f"{API_PREFIX}/stats", tags=["stats"])
 
 
 def load_percentage(current_load: int, load_limit: int) -> float:
