@@ -1,6 +1,9 @@
 """`leadrouter api`: check the schema, then serve the FastAPI app on uvicorn until a signal."""
 
 import asyncio
+import contextlib
+import signal
+from collections.abc import Iterator
 
 import structlog
 import uvicorn
@@ -11,6 +14,25 @@ from db.session import create_engine
 from schemas.settings import Settings
 
 log = structlog.get_logger(__name__)
+
+
+class _Server(uvicorn.Server):
+    """Shuts down gracefully on SIGTERM/SIGINT and exits 0, like the worker.
+
+    Plain uvicorn re-raises the signal after its shutdown, so the process would die of it.
+    """
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        previous = {sig: signal.signal(sig, self.handle_exit) for sig in _STOP_SIGNALS}
+        try:
+            yield
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 async def _check_schema(database_url: str) -> None:
@@ -29,6 +51,6 @@ def run_api(settings: Settings, host: str, port: int) -> int:
         log.error(str(exc))
         return 3
     config = uvicorn.Config(create_app(settings), host=host, port=port, log_config=None)
-    server = uvicorn.Server(config)
+    server = _Server(config)
     server.run()
     return 0 if server.started else 1
