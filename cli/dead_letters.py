@@ -106,9 +106,11 @@ async def count(amqp_url: str) -> int:
 async def peek(amqp_url: str, limit: int) -> tuple[int, list[DeadLetter]]:
     """Total in the queue and the first `limit` of them, all returned to the queue unchanged.
 
-    Held unacked while reading (so `get` moves on to the next one), then requeued together.
-    A quorum queue redelivers returned messages first, so a partial listing can change the
-    order in which a later replay takes them; nothing is lost or altered.
+    Held unacked while reading (so `get` moves on to the next one) and returned by closing the
+    channel rather than by nack: since RabbitMQ 4.0 a nack-requeue counts towards a quorum
+    queue's delivery limit (20 by default) and listing often would end by dropping them. A quorum
+    queue redelivers returned messages first, so a partial listing can change the order in
+    which a later replay takes them; nothing is lost or altered.
     """
     async with dead_queue(amqp_url) as (_, queue):
         total = int(queue.declaration_result.message_count or 0)
@@ -119,9 +121,7 @@ async def peek(amqp_url: str, limit: int) -> tuple[int, list[DeadLetter]]:
                 break
             held.append(message)
         letters = [describe(m) for m in held]
-        for message in held:
-            await message.nack(requeue=True)
-    return total, letters
+    return total, letters  # leaving the block closes the channel: `held` goes back
 
 
 async def replay(amqp_url: str, limit: int) -> ReplayReport:
@@ -139,10 +139,8 @@ async def replay(amqp_url: str, limit: int) -> ReplayReport:
                 await exchange.publish(replayable(message), routing_key, mandatory=True)
             except DeliveryError as exc:
                 report.failed.append(f"{message.message_id}: {routing_key!r} not routed ({exc})")
-                kept.append(message)  # held until the end so `get` does not return it again
+                kept.append(message)  # held unacked so `get` does not return it again
                 continue
             await message.ack()
             report.replayed += 1
-        for message in kept:
-            await message.nack(requeue=True)
-    return report
+    return report  # closing the channel returns the kept ones (see `peek`)

@@ -4,6 +4,7 @@ The test watches dead letters through its own queue bound to the `interactions.d
 `interactions.dead` itself is left for the CLI to read, as it would be in production.
 """
 
+import aio_pika
 import pytest
 from aio_pika.abc import AbstractChannel
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -92,3 +93,23 @@ async def test_dlq_without_topology_says_how_to_get_one(amqp_url: str, cli: CliR
 
     assert result.code == 2
     assert "start `leadrouter worker` once" in result.stderr
+
+
+async def test_unroutable_dead_letter_stays_and_is_reported(
+    worker: Worker, channel: AbstractChannel, cli: CliRunner
+) -> None:
+    dlx = await channel.get_exchange(DEAD_LETTER_EXCHANGE)
+    stray = aio_pika.Message(
+        b"{}",
+        message_id="stray-1",
+        headers={"x-error": "test", "x-original-routing-key": "interaction.nowhere"},
+    )
+    await dlx.publish(stray, routing_key="")
+
+    replayed = await cli("dlq", "replay", "--yes")
+    listed = await cli("dlq", "list")
+
+    assert replayed.code == 1
+    assert "replayed 0 of 1" in replayed.stdout
+    assert "stray-1: 'interaction.nowhere' not routed" in replayed.stdout
+    assert "1 dead letter(s)" in listed.stdout and "stray-1" in listed.stdout
