@@ -16,7 +16,9 @@ BASE_URL = "http://test/api/v1"
 
 
 @contextlib.asynccontextmanager
-async def started_app(settings: Settings, *, wait_for_broker: bool = True) -> AsyncIterator[FastAPI]:
+async def started_app(
+    settings: Settings, *, wait_for_broker: bool = True
+) -> AsyncIterator[FastAPI]:
     """create_app + its lifespan (ASGITransport does not run lifespans by itself)."""
     app = create_app(settings)
     async with app.router.lifespan_context(app):

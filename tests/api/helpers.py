@@ -2,6 +2,7 @@
 
 import uuid
 from random import Random
+from typing import Any
 
 from httpx import AsyncClient, Response
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -11,7 +12,8 @@ from worker.commands import CreateRequest, Envelope, Routed
 from worker.routing import Router
 
 
-def ok(response: Response, status: int = 200) -> object:
+def ok(response: Response, status: int = 200) -> Any:
+    """The JSON body of a response that must have this status (the body shown if not)."""
     assert response.status_code == status, (response.status_code, response.text)
     return response.json() if response.content else None
 
@@ -43,7 +45,9 @@ async def route_new(
     requests = [
         CreateRequest(
             key,
-            CreateInteraction(email=f"lead{key}-{uuid.uuid4().hex[:6]}@example.com", source_id=source_id),
+            CreateInteraction(
+                email=f"lead{key}-{uuid.uuid4().hex[:6]}@example.com", source_id=source_id
+            ),
             Envelope(message_id=uuid.uuid4().hex),
         )
         for key in range(count)
@@ -55,7 +59,7 @@ async def route_new(
     return [r.interaction_id for r in results if isinstance(r, Routed)]
 
 
-async def detail(client: AsyncClient, interaction_id: int) -> dict[str, object]:
+async def detail(client: AsyncClient, interaction_id: int) -> Any:
     body = ok(await client.get(f"/interactions/{interaction_id}"))
     assert isinstance(body, dict)
     return body

@@ -52,7 +52,10 @@ async def test_token_guards_every_api_route(guarded: Settings) -> None:
         assert (await client.get("http://test/docs")).status_code == 200
         schema = (await client.get("http://test/openapi.json")).json()
         assert schema["components"]["securitySchemes"]["HTTPBearer"]["scheme"] == "bearer"
-    async with started_app(guarded, wait_for_broker=False) as app, http_client(app, TOKEN) as client:
+    async with (
+        started_app(guarded, wait_for_broker=False) as app,
+        http_client(app, TOKEN) as client,
+    ):
         assert ok(await client.get("/operators")) == []
 
 
@@ -64,7 +67,9 @@ async def test_health_reports_database_and_broker(app: FastAPI, client: AsyncCli
     )
 
 
-async def test_api_starts_and_serves_without_a_broker(settings: Settings, sessions: Sessions) -> None:
+async def test_api_starts_and_serves_without_a_broker(
+    settings: Settings, sessions: Sessions
+) -> None:
     """Reads and changes work; HTTP ingress is 503; events wait in the outbox for the relay."""
     down = settings.model_copy(update={"amqp_url": UNREACHABLE_BROKER})
     async with started_app(down, wait_for_broker=False) as app, http_client(app) as client:
@@ -75,7 +80,9 @@ async def test_api_starts_and_serves_without_a_broker(settings: Settings, sessio
         ok(await put_weights(client, source, {ann: 10}))
         [interaction] = await route_new(sessions, source)
 
-        refused = await client.post("/interactions", json={"email": "a@example.com", "source_id": source})
+        refused = await client.post(
+            "/interactions", json={"email": "a@example.com", "source_id": source}
+        )
         assert refused.status_code == 503
         assert "broker" in refused.json()["detail"]
         ok(await client.post(f"/interactions/{interaction}/close"))
@@ -94,7 +101,10 @@ async def test_metrics_are_served_from_the_apps_own_registry(
 
     text = (await client.get("http://test/metrics")).text
 
-    assert 'leadrouter_api_requests_total{method="GET",route="/api/v1/operators",status="200"} 1.0' in text
+    assert (
+        'leadrouter_api_requests_total{method="GET",route="/api/v1/operators",status="200"} 1.0'
+        in text
+    )
     assert "leadrouter_waiting_interactions 2.0" in text
     assert "leadrouter_api_broker_up 1.0" in text
     async with started_app(settings) as other, http_client(other) as other_client:

@@ -14,7 +14,9 @@ async def statuses(client: AsyncClient, ids: list[int]) -> list[str]:
     return [str((await detail(client, i))["status"]) for i in ids]
 
 
-async def test_activating_an_operator(client: AsyncClient, sessions: Sessions, events: Inbox) -> None:
+async def test_activating_an_operator(
+    client: AsyncClient, sessions: Sessions, events: Inbox
+) -> None:
     ann = await add_operator(client, load_limit=2, active=False)
     source = await add_source(client)
     ok(await put_weights(client, source, {ann: 10}))
@@ -43,7 +45,9 @@ async def test_raising_a_limit(client: AsyncClient, sessions: Sessions) -> None:
     assert await seed.assigned_counts(sessions) == {ann: 3}
 
 
-async def test_lowering_a_limit_keeps_what_is_assigned(client: AsyncClient, sessions: Sessions) -> None:
+async def test_lowering_a_limit_keeps_what_is_assigned(
+    client: AsyncClient, sessions: Sessions
+) -> None:
     ann = await add_operator(client, load_limit=3)
     source = await add_source(client)
     ok(await put_weights(client, source, {ann: 10}))
@@ -67,7 +71,9 @@ async def test_changing_weights(client: AsyncClient, sessions: Sessions) -> None
     assert (await detail(client, ids[0]))["operator_id"] == ann
 
 
-async def test_reassigning_frees_the_previous_operator(client: AsyncClient, sessions: Sessions) -> None:
+async def test_reassigning_frees_the_previous_operator(
+    client: AsyncClient, sessions: Sessions
+) -> None:
     ann = await add_operator(client, "Ann", load_limit=1)
     bob = await add_operator(client, "Bob", load_limit=1, active=True)
     source = await add_source(client)

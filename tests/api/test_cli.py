@@ -23,7 +23,7 @@ def free_port() -> int:
 
 def test_refuses_a_schema_that_is_behind(tmp_path: Path) -> None:
     empty = f"sqlite+aiosqlite:///{tmp_path / 'empty.db'}"
-    settings = Settings(database_url=empty, _env_file=None)  # type: ignore[call-arg]
+    settings = Settings(database_url=empty, _env_file=None)
     assert run_api(settings, "127.0.0.1", free_port()) == 3
 
 
@@ -35,8 +35,12 @@ async def test_serves_health_until_sigterm(settings: Settings) -> None:
         "LOG_FORMAT": "json",
     }
     process = await asyncio.create_subprocess_exec(
-        str(Path(sys.executable).parent / "leadrouter"), "api", "--port", str(port),
-        env=env, stderr=asyncio.subprocess.PIPE,
+        str(Path(sys.executable).parent / "leadrouter"),
+        "api",
+        "--port",
+        str(port),
+        env=env,
+        stderr=asyncio.subprocess.PIPE,
     )
     assert process.stderr is not None
     try:

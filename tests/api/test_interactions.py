@@ -23,14 +23,18 @@ async def test_list_filters_and_pages(client: AsyncClient, sessions: Sessions) -
     everything = ok(await client.get("/interactions"))
     assert isinstance(everything, list)
     assert [i["id"] for i in everything] == ids
-    assert [i["id"] for i in ok(await client.get("/interactions", params={"status": "assigned"}))] == ids[:2]  # type: ignore[union-attr]
+    assert [
+        i["id"] for i in ok(await client.get("/interactions", params={"status": "assigned"}))
+    ] == ids[:2]
     waiting = ok(await client.get("/interactions", params={"status": "waiting", "source_id": web}))
-    assert [i["id"] for i in waiting] == ids[3:]  # type: ignore[union-attr]
+    assert [i["id"] for i in waiting] == ids[3:]
     mine = ok(await client.get("/interactions", params={"operator_id": ann}))
-    assert [i["operator_id"] for i in mine] == [ann, ann]  # type: ignore[union-attr]
+    assert [i["operator_id"] for i in mine] == [ann, ann]
     page = ok(await client.get("/interactions", params={"limit": 2, "offset": 1}))
-    assert [i["id"] for i in page] == ids[1:3]  # type: ignore[union-attr]
-    by_message = ok(await client.get("/interactions", params={"message_id": everything[0]["message_id"]}))
+    assert [i["id"] for i in page] == ids[1:3]
+    by_message = ok(
+        await client.get("/interactions", params={"message_id": everything[0]["message_id"]})
+    )
     assert by_message == everything[:1]
     for bad in ({"limit": 1001}, {"limit": 0}, {"offset": -1}, {"status": "lost"}):
         assert (await client.get("/interactions", params=bad)).status_code == 422, bad
@@ -46,11 +50,11 @@ async def test_detail_has_lead_source_and_operator_inline(
 
     body = await detail(client, interaction)
 
-    assert body["lead"]["email"].endswith("@example.com")  # type: ignore[index]
-    assert body["lead"]["uuid"] == body["lead_uuid"]  # type: ignore[index]
-    assert body["source"]["identifier"] == "telegram"  # type: ignore[index]
-    assert body["operator"]["id"] == ann  # type: ignore[index]
-    assert body["operator"]["current_load"] == 1  # type: ignore[index]
+    assert body["lead"]["email"].endswith("@example.com")
+    assert body["lead"]["uuid"] == body["lead_uuid"]
+    assert body["source"]["identifier"] == "telegram"
+    assert body["operator"]["id"] == ann
+    assert body["operator"]["current_load"] == 1
     assert (body["status"], body["is_active"]) == ("assigned", True)
     assert (await client.get("/interactions/999")).status_code == 404
     assert (await client.get("/interactions/0")).status_code == 422
@@ -89,7 +93,9 @@ async def test_manual_assignment_refusals(client: AsyncClient, sessions: Session
         (9999, full): 404,  # unknown interaction
     }
     for (interaction, operator), status in cases.items():
-        response = await client.post(f"/interactions/{interaction}/assign", json={"operator_id": operator})
+        response = await client.post(
+            f"/interactions/{interaction}/assign", json={"operator_id": operator}
+        )
         assert response.status_code == status, (interaction, operator, response.text)
         assert isinstance(response.json()["detail"], str)
     ok(await client.post(f"/interactions/{first}/close"))
@@ -110,7 +116,11 @@ async def test_close_frees_capacity_for_the_oldest_waiting(
     closed = ok(await client.post(f"/interactions/{busy}/close"))
 
     assert isinstance(closed, dict)
-    assert (closed["status"], closed["is_active"], closed["closed_at"] is not None) == ("closed", False, True)
+    assert (closed["status"], closed["is_active"], closed["closed_at"] is not None) == (
+        "closed",
+        False,
+        True,
+    )
     received = {e.routing_key: e.body for e in await events.take(2)}
     assert received["interaction.closed"]["interaction_id"] == busy
     assert received["interaction.assigned"]["interaction_id"] == older
@@ -119,7 +129,7 @@ async def test_close_frees_capacity_for_the_oldest_waiting(
     assert await seed.assigned_counts(sessions) == {ann: 1}
 
     again = ok(await client.post(f"/interactions/{busy}/close"))
-    assert again == closed | {"operator": again["operator"]}  # type: ignore[index, operator]
+    assert again == closed | {"operator": again["operator"]}
     assert (await client.post("/interactions/999/close")).status_code == 404
 
 

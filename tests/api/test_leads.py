@@ -24,7 +24,7 @@ async def test_find_lead_by_email_and_list_its_interactions(
     assert ok(await client.get("/leads", params={"email": "nobody@example.com"})) == []
     assert ok(await client.get("/leads", params={"email": "not an address"})) == []
     rows = ok(await client.get(f"/leads/{lead['uuid']}/interactions"))
-    assert [r["id"] for r in rows] == [interaction]  # type: ignore[union-attr]
+    assert [r["id"] for r in rows] == [interaction]
 
 
 async def test_unknown_lead(client: AsyncClient) -> None:

@@ -33,7 +33,9 @@ async def test_weights_replace_the_whole_set(client: AsyncClient, sessions: Sess
     ann, bob, cid = [await add_operator(client, n) for n in ("Ann", "Bob", "Cid")]
 
     first = ok(await put_weights(client, source, {bob: 30, ann: 10}))
-    assert first == {"weights": [{"operator_id": ann, "weight": 10}, {"operator_id": bob, "weight": 30}]}
+    assert first == {
+        "weights": [{"operator_id": ann, "weight": 10}, {"operator_id": bob, "weight": 30}]
+    }
     second = ok(await put_weights(client, source, {cid: 100, ann: 1}))
     assert ok(await client.get(f"/sources/{source}/operators")) == second
     async with sessions() as session:

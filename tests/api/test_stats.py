@@ -20,10 +20,22 @@ async def test_operators_load_and_distribution(client: AsyncClient, sessions: Se
     load = ok(await client.get("/stats/operators-load"))
     assert load == {
         "operators": [
-            {"operator_id": ann, "name": "Ann", "active": True, "current_load": 2,
-             "load_limit": 4, "load_percentage": 50.0},
-            {"operator_id": idle, "name": "Idle", "active": False, "current_load": 0,
-             "load_limit": 0, "load_percentage": 0.0},
+            {
+                "operator_id": ann,
+                "name": "Ann",
+                "active": True,
+                "current_load": 2,
+                "load_limit": 4,
+                "load_percentage": 50.0,
+            },
+            {
+                "operator_id": idle,
+                "name": "Idle",
+                "active": False,
+                "current_load": 0,
+                "load_limit": 0,
+                "load_percentage": 0.0,
+            },
         ]
     }
     distribution = ok(await client.get("/stats/distribution"))
