@@ -53,20 +53,43 @@ class Router:
     ) -> RoutingOutcome:
         creates = await self._replay_known_message_ids(creates)
         creates = await self._refuse_unknown_sources(creates)
-        closing = await self._closable(closes)
+        create_sources = {c.command.source_id for c in creates}
+        self.pool = await self._lock_before_closing(create_sources, closes)
+        closing = await self._closable(closes)  # read after the locks: current, not stale
         freed_by = {
             f.operator_id
             for _, f in closing
             if f.operator_id is not None and f.status == "assigned"
         }
-        self.pool = await OperatorPool.lock(
-            self.session, {c.command.source_id for c in creates}, freed_by
-        )
+        if freed_by - self.pool.states.keys():  # moved meanwhile (e.g. a manual assignment)
+            self.pool = await OperatorPool.lock(
+                self.session, create_sources, freed_by | self.pool.states.keys()
+            )
         freed = self._close(closing)
         await self._drain(self.pool.sources_served_by(freed))
         await self._assign_new(creates)
         await self._finish()
         return self.outcome
+
+    async def _lock_before_closing(
+        self, create_sources: set[int], closes: Sequence[CloseRequest]
+    ) -> OperatorPool:
+        """Lock every operator that could change the closing interactions, then let them be read.
+
+        Facts read before the locks can be stale: a concurrent worker may drain a waiting
+        interaction (or close an assigned one) in between, and closing on the stale facts would
+        leave its operator's load one too high (or free it twice). Whoever changes an
+        interaction holds a lock on its operator or, for a drain, on every operator of its
+        source; so: lock those first, read the facts after (READ COMMITTED: a fresh snapshot).
+        """
+        glimpse = await self.interactions.facts(c.command.interaction_id for c in closes)
+        assigned_to = {
+            f.operator_id
+            for f in glimpse.values()
+            if f.status == "assigned" and f.operator_id is not None
+        }
+        waiting_in = {f.source_id for f in glimpse.values() if f.status == "waiting"}
+        return await OperatorPool.lock(self.session, create_sources | waiting_in, assigned_to)
 
     async def drain(
         self, operator_ids: Iterable[int] = (), source_ids: Iterable[int] = ()
