@@ -1,6 +1,7 @@
 """Interactions: list rows, the detail with its relations inline, and the API's commands."""
 
 from datetime import datetime
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
@@ -9,6 +10,7 @@ from api.models.leads import LeadOut
 from api.models.operators import OperatorOut
 from api.models.sources import SourceOut
 from schemas.events import InteractionStatus
+from schemas.messages import CreateInteraction
 
 
 class InteractionOut(BaseModel):
@@ -33,6 +35,16 @@ class InteractionDetail(InteractionOut):
     lead: LeadOut
     source: SourceOut
     operator: OperatorOut | None
+
+
+def _email_format(schema: dict[str, Any]) -> None:
+    schema["properties"]["email"]["format"] = "email"
+
+
+class CreateInteractionBody(CreateInteraction):
+    """The `interaction.create` body, validated by the very model the worker validates with."""
+
+    model_config = ConfigDict(json_schema_extra=_email_format)
 
 
 class AssignRequest(BaseModel):

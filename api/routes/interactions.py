@@ -9,12 +9,18 @@ from pydantic import BaseModel, Field
 from api.deps import SessionDep, StateDep, UnitDep
 from api.docs import errors
 from api.models.common import DbId, NotFound, StorableText
-from api.models.interactions import Accepted, AssignRequest, InteractionDetail, InteractionOut
+from api.models.interactions import (
+    Accepted,
+    AssignRequest,
+    CreateInteractionBody,
+    InteractionDetail,
+    InteractionOut,
+)
 from api.routes.params import API_PREFIX, InteractionId, PageQuery
 from api.routes.sources import existing_source
 from db.repositories.interactions import InteractionCRUD, InteractionFilter
 from schemas.events import InteractionStatus
-from schemas.messages import CloseInteraction, CreateInteraction
+from schemas.messages import CloseInteraction
 from worker.commands import CloseRequest, Envelope, Refused
 from worker.topology import CREATE_ROUTING_KEY
 
@@ -34,7 +40,7 @@ class InteractionQuery(BaseModel):
 
 @router.post("", status_code=202, response_model=Accepted, responses=errors(404, 503))
 async def publish_interaction(
-    body: CreateInteraction, state: StateDep, session: SessionDep
+    body: CreateInteractionBody, state: StateDep, session: SessionDep
 ) -> Accepted:
     """For bots that cannot speak AMQP: publishes an `interaction.create` for the worker.
 

@@ -31,8 +31,8 @@ def every_operation(app: FastAPI) -> list[tuple[str, str]]:
 
 
 @pytest.fixture
-async def guarded(settings: Settings) -> FastAPI:
-    return settings.model_copy(update={"api_token": SecretStr(TOKEN)})  # type: ignore[return-value]
+def guarded(settings: Settings) -> Settings:
+    return settings.model_copy(update={"api_token": SecretStr(TOKEN)})
 
 
 async def test_token_guards_every_api_route(guarded: Settings) -> None:
