@@ -198,3 +198,21 @@ async def assert_every_event_published(sessions: Sessions, log: EventLog, within
     async with sessions() as session:
         interaction_ids = set((await session.scalars(select(Interaction.id))).all())
     assert {r.interaction_id for r in rows} == interaction_ids == log.interactions()
+
+
+LIFECYCLE = ("interaction.waiting", "interaction.assigned", "interaction.closed")
+
+
+async def assert_event_order(sessions: Sessions, log: EventLog, *, arrival: bool) -> None:
+    """Per interaction, committed events follow the lifecycle (waiting, assigned, closed; each at
+    most once, never back); with `arrival`, their first copies also arrived in that order."""
+    committed: dict[int, list[str]] = {}
+    for row in await outbox(sessions):
+        committed.setdefault(row.interaction_id, []).append(row.event_id)
+    for interaction_id, event_ids in committed.items():
+        keys = [log.first[e].routing_key for e in event_ids]
+        steps = [LIFECYCLE.index(k) for k in keys]
+        assert steps == sorted(set(steps)), f"interaction {interaction_id} committed {keys}"
+        if arrival:
+            arrived = [e for e in log.first if e in set(event_ids)]
+            assert arrived == event_ids, f"interaction {interaction_id} arrived out of order"

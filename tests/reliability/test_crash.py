@@ -14,6 +14,7 @@ from sqlalchemy import select
 from db.models import Interaction, OutboxEvent
 from tests.reliability.conftest import FleetFactory, Sessions
 from tests.reliability.helpers import (
+    assert_event_order,
     assert_every_event_published,
     assert_exactly_once,
     event_log,
@@ -65,6 +66,7 @@ async def test_kill9_with_thousands_in_flight_loses_and_doubles_nothing(
             "every interaction announced and every close done",
         )
         await assert_every_event_published(pg_sessions, log, within=10)
+        await assert_event_order(pg_sessions, log, arrival=True)
 
     assert MESSAGES - killed_at >= 1000, f"only {MESSAGES - killed_at} left when killed"
     await assert_exactly_once(pg_sessions, message_ids)
@@ -123,6 +125,7 @@ async def test_kill9_between_commit_and_confirm_is_healed_by_the_outbox(
         await fleet.start("restarted")
         await log.wait(lambda lg: len(lg.first) == 4, 20, "closed + drained assignment")
         await assert_every_event_published(pg_sessions, log, within=10)
+        await assert_event_order(pg_sessions, log, arrival=True)
 
     drained = [
         e for e in log.of("interaction.assigned") if e.interaction_id != assigned.interaction_id
