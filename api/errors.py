@@ -7,6 +7,7 @@ from sqlalchemy.exc import DBAPIError
 from api.broker import BrokerUnavailable
 from api.models.common import Conflict, NotFound
 from db.errors import is_transient
+from worker.retry import RetriesExhausted
 from worker.routing import AssignmentRefused
 
 
@@ -34,8 +35,16 @@ async def _unavailable(_: Request, exc: Exception) -> JSONResponse:
 async def _database(_: Request, exc: Exception) -> JSONResponse:
     """Locks, deadlocks and lost connections are worth a retry: 503. Anything else is a bug."""
     if is_transient(exc):
-        return _detail(503, "database busy or unavailable, try again", {"Retry-After": "1"})
+        return _database_busy()
     raise exc
+
+
+async def _retries_exhausted(_: Request, exc: Exception) -> JSONResponse:
+    return _database_busy()
+
+
+def _database_busy() -> JSONResponse:
+    return _detail(503, "database busy or unavailable, try again", {"Retry-After": "1"})
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -43,4 +52,5 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(Conflict, _conflict)
     app.add_exception_handler(AssignmentRefused, _refused)
     app.add_exception_handler(BrokerUnavailable, _unavailable)
+    app.add_exception_handler(RetriesExhausted, _retries_exhausted)
     app.add_exception_handler(DBAPIError, _database)

@@ -1,16 +1,21 @@
 """One request's unit of work: its session, and routing changes that publish after commit."""
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.models.common import NotFound
 from api.publishing import publish_committed
 from api.state import ApiState
+from db.errors import is_transient
 from db.models import Interaction
 from db.repositories.interactions import InteractionCRUD
+from worker.commands import PendingEvent
+from worker.retry import retry_transient
 from worker.routing import Router
+
+T = TypeVar("T")
 
 
 class UnitOfWork:
@@ -18,17 +23,28 @@ class UnitOfWork:
         self.state = state
         self.session = session
 
-    @asynccontextmanager
-    async def routing(self) -> AsyncIterator[Router]:
-        """A transaction with the worker's Router on it; its events are published once committed.
+    async def routed(self, work: Callable[[Router], Awaitable[T]]) -> T:
+        """Run `work` in a transaction with the worker's Router, then publish its events.
 
         Every status or load change the API makes goes through this Router, so an HTTP close
-        and an AMQP close are one code path.
+        and an AMQP close are one code path. Lock timeouts and deadlocks against a worker are
+        retried like the worker retries them; what still fails answers 503.
         """
+        result, events = await retry_transient(
+            lambda: self._once(work),
+            attempts=self.state.settings.db_retry_attempts,
+            is_transient=is_transient,
+            rng=self.state.rng,
+        )
+        await publish_committed(self.state, events)
+        return result
+
+    async def _once(self, work: Callable[[Router], Awaitable[T]]) -> tuple[T, list[PendingEvent]]:
+        self.session.expunge_all()
         async with self.session.begin():
             router = Router(self.session, self.state.rng)
-            yield router
-        await publish_committed(self.state, router.outcome.events)
+            result = await work(router)
+        return result, router.outcome.events
 
     async def interaction_detail(self, interaction_id: int) -> Interaction:
         """Read fresh after a change: bulk updates by the router bypass the identity map."""

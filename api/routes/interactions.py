@@ -22,6 +22,7 @@ from db.repositories.interactions import InteractionCRUD, InteractionFilter
 from schemas.events import InteractionStatus
 from schemas.messages import CloseInteraction
 from worker.commands import CloseRequest, Envelope, Refused
+from worker.routing import Router
 from worker.topology import CREATE_ROUTING_KEY
 
 router = APIRouter(prefix=f"{API_PREFIX}/interactions", tags=["interactions"])
@@ -82,8 +83,7 @@ async def assign_interaction(
 
     Moving an assigned interaction frees its previous operator for the waiting ones.
     """
-    async with unit.routing() as router:
-        await router.assign(interaction_id, body.operator_id)
+    await unit.routed(lambda router: router.assign(interaction_id, body.operator_id))
     return InteractionDetail.model_validate(await unit.interaction_detail(interaction_id))
 
 
@@ -91,8 +91,11 @@ async def assign_interaction(
 async def close_interaction(interaction_id: InteractionId, unit: UnitDep) -> InteractionDetail:
     """Exactly what an `interaction.close` message does; closing twice is harmless."""
     request = CloseRequest(0, CloseInteraction(interaction_id=interaction_id), Envelope())
-    async with unit.routing() as router:
+
+    async def apply(router: Router) -> None:
         outcome = await router.route_batch([], [request])
         if isinstance(outcome.results.get(0), Refused):
             raise NotFound(f"interaction {interaction_id} not found")
+
+    await unit.routed(apply)
     return InteractionDetail.model_validate(await unit.interaction_detail(interaction_id))

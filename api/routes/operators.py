@@ -10,6 +10,7 @@ from api.models.operators import OperatorCreate, OperatorOut, OperatorPatch
 from api.routes.params import API_PREFIX, OperatorId
 from db.models import Operator
 from db.repositories.operators import OperatorCRUD
+from worker.routing import Router
 
 router = APIRouter(prefix=f"{API_PREFIX}/operators", tags=["operators"])
 CAPACITY_FIELDS = {"active", "load_limit"}
@@ -52,12 +53,16 @@ async def update_operator(
 ) -> OperatorOut:
     """Activating or raising the limit hands waiting interactions over at once, oldest first."""
     changes = body.changes()
-    async with unit.routing() as router:
-        operator = await locked_operator(unit.session, operator_id)
+
+    async def apply(router: Router) -> Operator:
+        operator = await locked_operator(router.session, operator_id)
         for field, value in changes.items():
             setattr(operator, field, value)
         if changes.keys() & CAPACITY_FIELDS:
             await router.drain(operator_ids={operator_id})
+        return operator
+
+    operator = await unit.routed(apply)
     async with unit.session.begin():
         await unit.session.refresh(operator)
     return OperatorOut.model_validate(operator)

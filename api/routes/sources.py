@@ -13,6 +13,7 @@ from db.models import Source
 from db.repositories.operators import OperatorCRUD
 from db.repositories.settings import SourceOperatorSettingCRUD
 from db.repositories.sources import SourceCRUD
+from worker.routing import Router
 
 router = APIRouter(prefix=f"{API_PREFIX}/sources", tags=["sources"])
 
@@ -66,11 +67,14 @@ async def get_weights(source_id: SourceId, session: SessionDep) -> SourceWeights
 async def replace_weights(source_id: SourceId, body: SourceWeights, unit: UnitDep) -> SourceWeights:
     """Replaces the whole set (an empty list removes all); unknown operator ids are refused."""
     weights = body.as_dict()
-    async with unit.routing() as router:
-        await existing_source(unit.session, source_id)
-        missing = weights.keys() - await OperatorCRUD(unit.session).existing_ids(weights)
+
+    async def apply(router: Router) -> None:
+        await existing_source(router.session, source_id)
+        missing = weights.keys() - await OperatorCRUD(router.session).existing_ids(weights)
         if missing:
             raise NotFound(f"unknown operator ids: {sorted(missing)}")
-        await SourceOperatorSettingCRUD(unit.session).replace_source_weights(source_id, weights)
+        await SourceOperatorSettingCRUD(router.session).replace_source_weights(source_id, weights)
         await router.drain(source_ids={source_id})
+
+    await unit.routed(apply)
     return SourceWeights(weights=sorted(body.weights, key=lambda w: w.operator_id))
