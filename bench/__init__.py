@@ -1,0 +1,1 @@
+"""Throughput and latency benchmarks: `python -m bench` (see bench/README.md)."""

@@ -34,7 +34,9 @@ from worker.topology import (
 )
 
 log = structlog.get_logger(__name__)
-BURST_IDLE_S = 0.2
+# Burst mode ends after this long without a delivery: with prefetch open, an idle consumer
+# means the queues are empty (arq's burst), without polling queue depth.
+BURST_IDLE_S = 1.0
 
 
 @dataclass
@@ -130,8 +132,8 @@ class Worker:
             batch = await self._next_batch(idle_s=BURST_IDLE_S if burst else None)
             if batch:
                 await self._process(running.processor, batch)
-            elif burst and await self._queues_empty(running):
-                return
+            elif burst:
+                return  # nothing delivered for BURST_IDLE_S while consuming: the queues are empty
 
     async def _next_batch(self, idle_s: float | None) -> list[Delivery]:
         """Wait for one delivery (or stop), linger briefly, then take what is there."""
@@ -173,17 +175,6 @@ class Worker:
             for delivery in batch:
                 with contextlib.suppress(Exception):
                     await delivery.message.nack(requeue=True)
-
-    async def _queues_empty(self, running: _Running) -> bool:
-        channel = await running.connection.channel()
-        try:
-            for name in (CREATE_QUEUE, CLOSE_QUEUE):
-                queue = await channel.declare_queue(name, passive=True)
-                if queue.declaration_result.message_count:
-                    return False
-            return self.buffer.empty()
-        finally:
-            await channel.close()
 
     async def _drain_after_stop(self, running: _Running) -> None:
         """Stop new deliveries, finish the ones already here within the grace period."""

@@ -1,0 +1,105 @@
+"""Broker plumbing shared by the bench stages: a private vhost, pre-publishing, queue depth."""
+
+import asyncio
+import contextlib
+import json
+import shutil
+import subprocess
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from urllib.parse import quote, urlsplit, urlunsplit
+
+import aio_pika
+from aio_pika.abc import AbstractChannel
+
+from worker.topology import COMMANDS_EXCHANGE, CREATE_ROUTING_KEY, EVENTS_EXCHANGE, declare_topology
+
+OUTPUT_QUEUE = "bench.output"
+PUBLISH_WINDOW = 512
+
+
+@contextlib.contextmanager
+def private_vhost(amqp_url: str) -> Iterator[str]:
+    """A throwaway vhost when rabbitmqctl is at hand (local broker), else the URL as given."""
+    if shutil.which("rabbitmqctl") is None:
+        yield amqp_url
+        return
+    vhost = f"leadrouter-bench-{uuid.uuid4().hex[:6]}"
+    user = urlsplit(amqp_url).username or "guest"
+    _ctl("add_vhost", vhost)
+    _ctl("set_permissions", "-p", vhost, user, ".*", ".*", ".*")
+    try:
+        parts = urlsplit(amqp_url)
+        yield urlunsplit((parts.scheme, parts.netloc, "/" + quote(vhost, safe=""), "", ""))
+    finally:
+        _ctl("delete_vhost", vhost)
+
+
+def _ctl(*args: str) -> None:
+    subprocess.run(["rabbitmqctl", "-q", *args], check=True, capture_output=True, timeout=60)
+
+
+@contextlib.asynccontextmanager
+async def broker_channel(amqp_url: str) -> AsyncIterator[AbstractChannel]:
+    """A plain (not robust) channel: a robust one caches passive declares, hiding queue depth."""
+    connection = await aio_pika.connect(amqp_url)
+    async with connection:
+        yield await connection.channel()
+
+
+async def reset_topology(channel: AbstractChannel) -> None:
+    """Fresh work queues plus an output queue that collects every event (nobody consumes it)."""
+    for name in ("interactions.create", "interactions.close", "interactions.dead", OUTPUT_QUEUE):
+        await channel.queue_delete(name)
+    await declare_topology(channel)
+    # The output queue's depth is how the bench knows every event has been published.
+    output = await channel.declare_queue(OUTPUT_QUEUE, durable=True)
+    await output.bind(await channel.get_exchange(EVENTS_EXCHANGE), "#")
+
+
+def create_body(index: int, source_id: int) -> bytes:
+    return json.dumps(
+        {
+            "email": f"lead{index % 5000}@example.com",
+            "source_id": source_id,
+            "payload": {"text": "bench", "n": index},
+        }
+    ).encode()
+
+
+async def prepublish(channel: AbstractChannel, count: int, source_ids: list[int]) -> None:
+    """Publish `count` persistent creates with confirms, PUBLISH_WINDOW in flight at a time."""
+    exchange = await channel.get_exchange(COMMANDS_EXCHANGE)
+    for start in range(0, count, PUBLISH_WINDOW):
+        await asyncio.gather(
+            *(
+                exchange.publish(
+                    aio_pika.Message(
+                        create_body(i, source_ids[i % len(source_ids)]),
+                        message_id=f"bench-{i}",
+                        content_type="application/json",
+                        delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+                    ),
+                    CREATE_ROUTING_KEY,
+                )
+                for i in range(start, min(count, start + PUBLISH_WINDOW))
+            )
+        )
+
+
+async def queue_depth(channel: AbstractChannel, name: str) -> int:
+    queue = await channel.declare_queue(name, passive=True)
+    return int(queue.declaration_result.message_count or 0)
+
+
+async def wait_for_depth(
+    channel: AbstractChannel, name: str, expected: int, deadline_s: float, poll_s: float = 0.02
+) -> float:
+    """Poll the output queue until it holds `expected` messages; returns the moment it did."""
+    give_up = time.perf_counter() + deadline_s
+    while (depth := await queue_depth(channel, name)) < expected:
+        if time.perf_counter() > give_up:
+            raise TimeoutError(f"{name} reached {depth}/{expected} in {deadline_s}s")
+        await asyncio.sleep(poll_s)
+    return time.perf_counter()

@@ -1,0 +1,61 @@
+"""(a) The bare client ceiling: consume -> publish with confirms -> ack, batched, no database.
+
+Same broker, same queue type (quorum), same batch shape and prefetch as the worker, so the
+ratio pipeline/ceiling says what the database and routing cost on top of AMQP itself.
+"""
+
+import asyncio
+import time
+
+import aio_pika
+from aio_pika.abc import AbstractIncomingMessage
+
+from bench.broker import OUTPUT_QUEUE, broker_channel, prepublish, reset_topology, wait_for_depth
+from worker.topology import CREATE_QUEUE, EVENTS_EXCHANGE
+
+
+async def measure_ceiling(amqp_url: str, count: int, batch_size: int, prefetch: int) -> float:
+    """Messages per second of the bare loop over `count` pre-published messages."""
+    async with broker_channel(amqp_url) as channel:
+        await reset_topology(channel)
+        await prepublish(channel, count, [1])
+        connection = await aio_pika.connect_robust(amqp_url)
+        async with connection:
+            started = time.perf_counter()
+            loop = asyncio.create_task(_bare_loop(connection, batch_size, prefetch))
+            finished = await wait_for_depth(channel, OUTPUT_QUEUE, count, deadline_s=600)
+            loop.cancel()
+        return count / (finished - started)
+
+
+async def _bare_loop(
+    connection: aio_pika.abc.AbstractRobustConnection, batch_size: int, prefetch: int
+) -> None:
+    consume = await connection.channel()
+    await consume.set_qos(prefetch_count=prefetch)
+    publish = await connection.channel(publisher_confirms=True)
+    events = await publish.get_exchange(EVENTS_EXCHANGE)
+    buffer: asyncio.Queue[AbstractIncomingMessage] = asyncio.Queue()
+    queue = await consume.get_queue(CREATE_QUEUE)
+    await queue.consume(buffer.put)
+    while True:
+        batch = [await buffer.get()]
+        while len(batch) < batch_size and not buffer.empty():
+            batch.append(buffer.get_nowait())
+        await asyncio.gather(
+            *(
+                events.publish(
+                    aio_pika.Message(
+                        m.body,
+                        message_id=m.message_id,
+                        content_type="application/json",
+                        delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+                    ),
+                    "interaction.assigned",
+                    mandatory=False,
+                )
+                for m in batch
+            )
+        )
+        for message in batch:
+            await message.ack()

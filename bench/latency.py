@@ -1,0 +1,82 @@
+"""(c) Publish -> event latency at a steady load (half the measured rate)."""
+
+import asyncio
+import json
+import statistics
+import time
+
+import aio_pika
+from aio_pika.abc import AbstractIncomingMessage
+
+from bench.broker import create_body, reset_topology
+from bench.pipeline import worker_process
+from worker.topology import COMMANDS_EXCHANGE, CREATE_ROUTING_KEY, EVENTS_EXCHANGE
+
+TICK_S = 0.005
+
+
+async def measure_latency(
+    amqp_url: str, database_url: str, source_ids: list[int], rate: float, duration_s: float
+) -> dict[str, float]:
+    total = max(1, int(rate * duration_s))
+    sent: dict[str, float] = {}
+    latencies: list[float] = []
+    done = asyncio.Event()
+
+    async def on_event(message: AbstractIncomingMessage) -> None:
+        received = time.perf_counter()
+        message_id = json.loads(message.body)["message_id"]
+        latencies.append(received - sent.pop(message_id))
+        if len(latencies) == total:
+            done.set()
+
+    connection = await aio_pika.connect_robust(amqp_url)
+    async with connection:
+        channel = await connection.channel(publisher_confirms=False)
+        await reset_topology(channel)
+        events = await channel.declare_queue(exclusive=True)
+        await events.bind(await channel.get_exchange(EVENTS_EXCHANGE), "#")
+        await events.consume(on_event, no_ack=True)
+        async with worker_process(amqp_url, database_url):
+            await _steady_publish(channel, source_ids, rate, total, sent)
+            await asyncio.wait_for(done.wait(), timeout=duration_s + 60)
+    return _summary(latencies, rate)
+
+
+async def _steady_publish(
+    channel: aio_pika.abc.AbstractChannel,
+    source_ids: list[int],
+    rate: float,
+    total: int,
+    sent: dict[str, float],
+) -> None:
+    """Publish on a fixed schedule (not as fast as possible): i-th message at start + i/rate."""
+    exchange = await channel.get_exchange(COMMANDS_EXCHANGE)
+    started = time.perf_counter()
+    for index in range(total):
+        due = started + index / rate
+        if (ahead := due - time.perf_counter()) > TICK_S:
+            await asyncio.sleep(ahead)
+        message_id = f"lat-{index}"
+        sent[message_id] = time.perf_counter()
+        await exchange.publish(
+            aio_pika.Message(
+                create_body(index, source_ids[index % len(source_ids)]),
+                message_id=message_id,
+                content_type="application/json",
+                delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+            ),
+            CREATE_ROUTING_KEY,
+        )
+
+
+def _summary(latencies: list[float], rate: float) -> dict[str, float]:
+    ordered = sorted(latencies)
+    quantiles = statistics.quantiles(ordered, n=100, method="inclusive")
+    return {
+        "rate_per_s": round(rate, 1),
+        "count": len(ordered),
+        "p50_ms": round(quantiles[49] * 1000, 2),
+        "p99_ms": round(quantiles[98] * 1000, 2),
+        "max_ms": round(ordered[-1] * 1000, 2),
+    }

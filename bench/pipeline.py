@@ -1,0 +1,70 @@
+"""(b) The full pipeline: a real `leadrouter worker` process over pre-published messages."""
+
+import asyncio
+import contextlib
+import os
+import sys
+import time
+from collections.abc import AsyncIterator
+
+from bench.broker import OUTPUT_QUEUE, broker_channel, prepublish, reset_topology, wait_for_depth
+
+
+@contextlib.asynccontextmanager
+async def worker_process(
+    amqp_url: str, database_url: str, extra_env: dict[str, str] | None = None
+) -> AsyncIterator[asyncio.subprocess.Process]:
+    """`leadrouter worker` as a child process; yields once it logs that it started."""
+    env = {
+        **os.environ,
+        "AMQP_URL": amqp_url,
+        "DATABASE_URL": database_url,
+        "LOG_FORMAT": "json",
+        **(extra_env or {}),
+    }
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "cli",
+        "worker",
+        env=env,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    assert process.stderr is not None
+    drain: asyncio.Task[None] | None = None
+    try:
+        async with asyncio.timeout(60):
+            while b'"worker started"' not in (line := await process.stderr.readline()):
+                if not line:
+                    raise RuntimeError("worker exited before it started")
+        drain = asyncio.create_task(_discard(process.stderr))
+        yield process
+    finally:
+        if process.returncode is None:
+            process.terminate()
+            await process.wait()
+        if drain is not None:
+            drain.cancel()
+
+
+async def _discard(stream: asyncio.StreamReader) -> None:
+    while await stream.read(65536):
+        pass
+
+
+async def measure_pipeline(
+    amqp_url: str,
+    database_url: str,
+    source_ids: list[int],
+    count: int,
+    extra_env: dict[str, str] | None = None,
+) -> float:
+    """Interactions per second from worker start until every one has its event."""
+    async with broker_channel(amqp_url) as channel:
+        await reset_topology(channel)
+        await prepublish(channel, count, source_ids)
+        async with worker_process(amqp_url, database_url, extra_env):
+            started = time.perf_counter()
+            finished = await wait_for_depth(channel, OUTPUT_QUEUE, count, deadline_s=900)
+        return count / (finished - started)

@@ -1,0 +1,121 @@
+"""`python -m bench`: ceiling, pipeline on SQLite and PostgreSQL, latency; prints and saves JSON."""
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import time
+from pathlib import Path
+from typing import Any
+
+from bench.broker import private_vhost
+from bench.ceiling import measure_ceiling
+from bench.database import fresh_database, preload_history, seed
+from bench.latency import measure_latency
+from bench.pipeline import measure_pipeline
+from schemas.settings import Settings
+
+DEFAULT_RESULTS = Path("bench/results")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--n", type=int, default=20_000, help="pre-published messages per stage")
+    parser.add_argument(
+        "--latency-seconds",
+        type=float,
+        default=10.0,
+        help="duration of the steady-load latency stage",
+    )
+    parser.add_argument(
+        "--history",
+        type=int,
+        default=0,
+        help="also run the SQLite and PostgreSQL pipelines over this many stored "
+        "interactions (e.g. 1000000) to show routing cost does not grow",
+    )
+    parser.add_argument("--amqp-url", default=os.environ.get("AMQP_URL", Settings().amqp_url))
+    parser.add_argument(
+        "--postgres-url",
+        default=os.environ.get("TEST_POSTGRES_URL"),
+        help="admin URL of a PostgreSQL server; omit to skip PostgreSQL stages",
+    )
+    parser.add_argument("--json", type=Path, default=None, help="where to write the results")
+    return parser.parse_args(argv)
+
+
+async def run(args: argparse.Namespace, amqp_url: str) -> dict[str, Any]:
+    settings = Settings()
+    results: dict[str, Any] = {
+        "n": args.n,
+        "batch_size": settings.batch_size,
+        "prefetch": settings.prefetch_count,
+        "machine": _machine(),
+    }
+    ceiling = await measure_ceiling(amqp_url, args.n, settings.batch_size, settings.prefetch_count)
+    results["ceiling_per_s"] = round(ceiling, 1)
+    _say(f"ceiling (bare aio-pika loop, quorum queue): {ceiling:,.0f} msg/s")
+    kinds = ["sqlite"] + (["postgresql"] if args.postgres_url else [])
+    for kind in kinds:
+        results[kind] = await _pipeline_stage(args, amqp_url, kind, 0, ceiling)
+        if args.history:
+            results[f"{kind}_history"] = await _pipeline_stage(
+                args, amqp_url, kind, args.history, ceiling
+            )
+    results["latency_sqlite"] = await _latency_stage(args, amqp_url, results["sqlite"])
+    return results
+
+
+async def _pipeline_stage(
+    args: argparse.Namespace, amqp_url: str, kind: str, history: int, ceiling: float
+) -> dict[str, Any]:
+    async with fresh_database(kind, args.postgres_url) as url:
+        source_ids = await seed(url)
+        if history:
+            _say(f"{kind}: storing {history:,} past interactions ...")
+            await preload_history(url, history)
+        rate = await measure_pipeline(amqp_url, url, source_ids, args.n)
+    ratio = rate / ceiling
+    _say(
+        f"pipeline {kind:<10} history={history:>9,}: {rate:,.0f} interactions/s, "
+        f"ratio to ceiling {ratio:.2f}"
+    )
+    return {"per_s": round(rate, 1), "ratio": round(ratio, 3), "history": history}
+
+
+async def _latency_stage(
+    args: argparse.Namespace, amqp_url: str, sqlite: dict[str, Any]
+) -> dict[str, float]:
+    rate = sqlite["per_s"] / 2
+    async with fresh_database("sqlite", None) as url:
+        source_ids = await seed(url)
+        latency = await measure_latency(amqp_url, url, source_ids, rate, args.latency_seconds)
+    _say(
+        f"latency at {rate:,.0f}/s on SQLite (half the measured rate): "
+        f"p50 {latency['p50_ms']} ms, p99 {latency['p99_ms']} ms, max {latency['max_ms']} ms"
+    )
+    return latency
+
+
+def _machine() -> dict[str, Any]:
+    return {
+        "python": platform.python_version(),
+        "cpus": os.cpu_count(),
+        "platform": platform.platform(),
+    }
+
+
+def _say(line: str) -> None:
+    print(line, flush=True)
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    args = parse_args(argv)
+    with private_vhost(args.amqp_url) as amqp_url:
+        results = asyncio.run(run(args, amqp_url))
+    target = args.json or DEFAULT_RESULTS / f"bench-{time.strftime('%Y%m%d-%H%M%S')}.json"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(json.dumps(results, indent=2))
+    _say(f"results written to {target}")
+    return results
