@@ -7,7 +7,7 @@ processed within the grace period, then the channels and connection close.
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from random import Random
@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from schemas.settings import Settings
 from worker.metrics import WorkerMetrics
 from worker.parse import CommandKind
-from worker.pipeline import BatchProcessor, Delivery, PipelineConfig
+from worker.pipeline import BatchProcessor, Delivery, PipelineConfig, RoutedBatch
 from worker.publisher import EventPublisher
 from worker.relay import OutboxRelay
 from worker.topology import (
@@ -37,6 +37,8 @@ log = structlog.get_logger(__name__)
 # Burst mode ends after this long without a delivery: with prefetch open, an idle consumer
 # means the queues are empty (arq's burst), without polling queue depth.
 BURST_IDLE_S = 1.0
+# Confirmed events are recorded in the next batch's transaction, or after this much idleness.
+MARK_IDLE_S = 0.05
 
 
 @dataclass
@@ -65,6 +67,8 @@ class Worker:
         self.ready = asyncio.Event()
         self._stop = asyncio.Event()
         self.connection: AbstractRobustConnection | None = None
+        self._settling: set[asyncio.Task[None]] = set()
+        self._confirmed: list[str] = []  # event ids confirmed by the broker, not yet recorded
 
     def request_stop(self) -> None:
         self._stop.set()
@@ -128,12 +132,44 @@ class Worker:
         return on_message
 
     async def _consume(self, running: _Running, burst: bool) -> None:
+        """The database lane: route one batch after another while earlier ones await confirms."""
         while not self._stop.is_set():
-            batch = await self._next_batch(idle_s=BURST_IDLE_S if burst else None)
+            idle_s = MARK_IDLE_S if self._confirmed else (BURST_IDLE_S if burst else None)
+            batch = await self._next_batch(idle_s)
             if batch:
-                await self._process(running.processor, batch)
-            elif burst:
+                await self._dispatch(running.processor, batch)
+            elif self._confirmed:
+                await self._record_confirms(running.processor)
+            elif burst and not self._settling:
                 return  # nothing delivered for BURST_IDLE_S while consuming: the queues are empty
+
+    async def _dispatch(self, processor: BatchProcessor, batch: list[Delivery]) -> None:
+        marks, self._confirmed = self._confirmed, []
+        try:
+            routed = await processor.route(batch, marks)
+        except Exception as exc:
+            self._confirmed.extend(marks)
+            await self._return_to_queue(batch, exc)
+            return
+        self._confirmed.extend(routed.unmarked)
+        confirmed = processor.send(routed)
+        task = asyncio.create_task(self._settle(processor, routed, confirmed))
+        self._settling.add(task)
+        task.add_done_callback(self._settling.discard)
+
+    async def _settle(
+        self, processor: BatchProcessor, routed: RoutedBatch, confirmed: Awaitable[object]
+    ) -> None:
+        try:
+            event_ids = await processor.settle(routed, confirmed)
+        except Exception as exc:
+            await self._return_to_queue(routed.deliveries, exc)
+            return
+        self._confirmed.extend(event_ids)  # after the await: `_dispatch` swaps the list
+
+    async def _record_confirms(self, processor: BatchProcessor) -> None:
+        marks, self._confirmed = self._confirmed, []
+        await processor.mark_published(marks)
 
     async def _next_batch(self, idle_s: float | None) -> list[Delivery]:
         """Wait for one delivery (or stop), linger briefly, then take what is there."""
@@ -159,22 +195,19 @@ class Worker:
         getter.cancel()
         return None
 
-    async def _process(self, processor: BatchProcessor, batch: list[Delivery]) -> None:
-        """A batch that fails outside the router's own handling is returned to the queue.
+    async def _return_to_queue(self, batch: Sequence[Delivery], exc: BaseException) -> None:
+        """A batch that failed outside the router's own handling goes back to the queue.
 
         The redelivery counts towards the delivery limit, so this cannot loop for ever.
         """
-        try:
-            await processor.process(batch)
-        except Exception as exc:
-            log.error(
-                "batch not completed; returning it to the queue",
-                size=len(batch),
-                error=f"{type(exc).__name__}: {exc}"[:300],
-            )
-            for delivery in batch:
-                with contextlib.suppress(Exception):
-                    await delivery.message.nack(requeue=True)
+        log.error(
+            "batch not completed; returning it to the queue",
+            size=len(batch),
+            error=f"{type(exc).__name__}: {exc}"[:300],
+        )
+        for delivery in batch:
+            with contextlib.suppress(Exception):
+                await delivery.message.nack(requeue=True)
 
     async def _drain_after_stop(self, running: _Running) -> None:
         """Stop new deliveries, finish the ones already here within the grace period."""
@@ -187,7 +220,10 @@ class Worker:
         try:
             async with asyncio.timeout(self.settings.shutdown_grace_s):
                 while not self.buffer.empty():
-                    await self._process(running.processor, await self._next_batch(idle_s=0))
+                    await self._dispatch(running.processor, await self._next_batch(idle_s=0))
+                if self._settling:
+                    await asyncio.wait(set(self._settling))
+                await self._record_confirms(running.processor)
         except TimeoutError:
             log.warning(
                 "grace period over; unfinished deliveries go back to the queue",

@@ -1,12 +1,13 @@
-"""One batch of deliveries: parse, route in one transaction, dead-letter, publish, ack.
+"""Batches of deliveries: parse, route in one transaction, dead-letter, publish, ack.
 
 Acks come only after the commit and the broker's confirm of every event, so a crash at any
 point leaves the deliveries unacked and they come again; `message_id` makes that harmless.
 """
 
+import asyncio
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Awaitable, Sequence
+from dataclasses import dataclass, field
 from random import Random
 
 import structlog
@@ -14,6 +15,8 @@ from aio_pika.abc import AbstractIncomingMessage
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from db.errors import is_transient
+from db.repositories.outbox import OutboxCRUD
+from db.types import utcnow
 from worker.commands import CloseRequest, CreateRequest, Envelope, Refused, Routed, RoutingOutcome
 from worker.metrics import WorkerMetrics, reason_label
 from worker.parse import CommandKind, parse_command, poison_reason
@@ -38,7 +41,23 @@ class PipelineConfig:
     db_retry_attempts: int = 6
 
 
+@dataclass
+class RoutedBatch:
+    """A batch after its transaction committed: what to dead-letter, publish and ack."""
+
+    deliveries: Sequence[Delivery]
+    outcome: RoutingOutcome
+    refused: dict[int, str]
+    started: float
+    unmarked: list[str] = field(default_factory=list)
+
+
 class BatchProcessor:
+    """The stages of a batch. `route` is the database lane and runs one batch at a time;
+    `send` starts every publish at once and in order; `settle` awaits the confirms and acks.
+    The worker overlaps them: batch N+1 is routed while batch N waits for its confirms.
+    """
+
     def __init__(
         self,
         session_factory: async_sessionmaker[AsyncSession],
@@ -54,17 +73,41 @@ class BatchProcessor:
         self.metrics = metrics
 
     async def process(self, deliveries: Sequence[Delivery]) -> None:
+        """All stages in sequence, recording the confirms at once (no overlap)."""
+        routed = await self.route(deliveries)
+        confirmed = await self.settle(routed, self.send(routed))
+        await self.mark_published(confirmed + routed.unmarked)
+
+    async def route(self, deliveries: Sequence[Delivery], marks: Sequence[str] = ()) -> RoutedBatch:
+        """Parse and route in one transaction, which also records earlier batches' confirms."""
         started = time.perf_counter()
         requests, refused = self._parse(deliveries)
-        outcome = await self._route(requests)
+        outcome, marked = await self._route(requests, marks)
         refused.update({k: r.reason for k, r in outcome.results.items() if isinstance(r, Refused)})
-        for key, reason in refused.items():
-            await self.publisher.dead_letter(deliveries[key].message, reason)
-        await self.publisher.publish_events(outcome.events)
-        await self._after_confirm(outcome)
-        for delivery in deliveries:
+        return RoutedBatch(deliveries, outcome, refused, started, [] if marked else list(marks))
+
+    def send(self, routed: RoutedBatch) -> "asyncio.Future[list[None]]":
+        """Start every dead letter and event publish now, in order; resolves when all confirmed."""
+        publishes = [
+            self.publisher.dead_letter(routed.deliveries[k].message, reason)
+            for k, reason in routed.refused.items()
+        ]
+        publishes += [self.publisher.publish_event(event) for event in routed.outcome.events]
+        return asyncio.gather(*(asyncio.ensure_future(p) for p in publishes))
+
+    async def settle(self, routed: RoutedBatch, confirmed: Awaitable[object]) -> list[str]:
+        """Ack once the broker has every event; returns the confirmed event ids."""
+        await confirmed
+        for delivery in routed.deliveries:
             await delivery.message.ack()
-        self._observe(deliveries, outcome, refused, started)
+        self._observe(routed)
+        return [event.event_id for event in routed.outcome.events]
+
+    async def mark_published(self, event_ids: Sequence[str]) -> None:
+        try:
+            await mark_published(self.session_factory, event_ids)
+        except Exception as exc:  # the relay re-sends them later with the same event_id
+            log.warning("could not mark events published", error=repr(exc)[:300])
 
     def _parse(self, deliveries: Sequence[Delivery]) -> tuple[list[Request], dict[int, str]]:
         requests: list[Request] = []
@@ -82,57 +125,56 @@ class BatchProcessor:
                 requests.append(parsed)
         return requests, refused
 
-    async def _route(self, requests: Sequence[Request]) -> RoutingOutcome:
-        """Route in one transaction; a permanent failure is isolated by routing one at a time."""
+    async def _route(
+        self, requests: Sequence[Request], marks: Sequence[str] = ()
+    ) -> tuple[RoutingOutcome, bool]:
+        """Route in one transaction; a permanent failure is isolated by routing one at a time.
+
+        Returns the outcome and whether `marks` were recorded in that transaction.
+        """
         if not requests:
-            return RoutingOutcome()
+            return RoutingOutcome(), False
         try:
-            return await retry_transient(
-                lambda: self._route_once(requests),
+            outcome = await retry_transient(
+                lambda: self._route_once(requests, marks),
                 attempts=self.config.db_retry_attempts,
                 is_transient=is_transient,
                 rng=self.rng,
             )
+            return outcome, True
         except RetriesExhausted as exc:
-            return _refuse_all(requests, f"database unavailable: {exc}")
+            return _refuse_all(requests, f"database unavailable: {exc}"), False
         except Exception as exc:
             if len(requests) == 1:
                 log.exception("routing failed", key=requests[0].key)
-                return _refuse_all(requests, f"internal error: {type(exc).__name__}: {exc}"[:500])
+                reason = f"internal error: {type(exc).__name__}: {exc}"[:500]
+                return _refuse_all(requests, reason), False
             log.warning("batch failed, isolating", size=len(requests), error=repr(exc)[:300])
-            return await self._route_one_by_one(requests)
+            return await self._route_one_by_one(requests), False
 
-    async def _route_once(self, requests: Sequence[Request]) -> RoutingOutcome:
+    async def _route_once(
+        self, requests: Sequence[Request], marks: Sequence[str]
+    ) -> RoutingOutcome:
         creates = [r for r in requests if isinstance(r, CreateRequest)]
         closes = [r for r in requests if isinstance(r, CloseRequest)]
         async with self.session_factory() as session, session.begin():
+            await OutboxCRUD(session).mark_published(marks, utcnow())
             return await Router(session, self.rng).route_batch(creates, closes)
 
     async def _route_one_by_one(self, requests: Sequence[Request]) -> RoutingOutcome:
         merged = RoutingOutcome()
         for request in requests:
-            single = await self._route([request])
+            single, _ = await self._route([request])
             merged.results.update(single.results)
             merged.events.extend(single.events)
         return merged
 
-    async def _after_confirm(self, outcome: RoutingOutcome) -> None:
-        try:
-            await mark_published(self.session_factory, {e.event_id for e in outcome.events})
-        except Exception as exc:  # the relay re-sends them later with the same event_id
-            log.warning("could not mark events published", error=repr(exc)[:300])
+    def _observe(self, routed: RoutedBatch) -> None:
+        """One log line per message: what happened to it and how long the batch took."""
+        deliveries, outcome, refused = routed.deliveries, routed.outcome, routed.refused
         for event in outcome.events:
             self.metrics.events_published.labels(event.routing_key).inc()
-
-    def _observe(
-        self,
-        deliveries: Sequence[Delivery],
-        outcome: RoutingOutcome,
-        refused: dict[int, str],
-        started: float,
-    ) -> None:
-        """One log line per message: what happened to it and how long the batch took."""
-        elapsed_ms = round((time.perf_counter() - started) * 1000, 2)
+        elapsed_ms = round((time.perf_counter() - routed.started) * 1000, 2)
         now = time.time()
         self.metrics.batch_size.observe(len(deliveries))
         self.metrics.processing_seconds.observe(elapsed_ms / 1000)

@@ -22,9 +22,9 @@ class EventPublisher:
 
     async def publish_events(self, events: Sequence[PendingEvent]) -> None:
         """All in flight at once (one round trip for the batch), sent in order."""
-        await asyncio.gather(*(self._publish(event) for event in events))
+        await asyncio.gather(*(self.publish_event(event) for event in events))
 
-    async def _publish(self, event: PendingEvent) -> None:
+    async def publish_event(self, event: PendingEvent) -> None:
         message = Message(
             event.body.encode(),
             content_type="application/json",
