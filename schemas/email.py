@@ -1,5 +1,6 @@
 """One definition of a valid, normalised lead e-mail, shared by the worker and the API."""
 
+from functools import lru_cache
 from typing import Annotated
 
 from email_validator import EmailNotValidError, validate_email
@@ -11,7 +12,9 @@ def normalise_email(value: str) -> str:
     return value.strip().lower()
 
 
+@lru_cache(maxsize=65_536)
 def _validate(value: str) -> str:
+    """Cached: leads write again and again, and full RFC validation is the costly part."""
     try:
         validate_email(value, check_deliverability=False)
     except EmailNotValidError as exc:

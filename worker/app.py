@@ -69,6 +69,7 @@ class Worker:
         self.connection: AbstractRobustConnection | None = None
         self._settling: set[asyncio.Task[None]] = set()
         self._confirmed: list[str] = []  # event ids confirmed by the broker, not yet recorded
+        self._unrecorded: set[str] = set()  # routed here, not yet recorded: not for the relay
 
     def request_stop(self) -> None:
         self._stop.set()
@@ -152,6 +153,8 @@ class Worker:
             await self._return_to_queue(batch, exc)
             return
         self._confirmed.extend(routed.unmarked)
+        self._unrecorded.difference_update(set(marks) - set(routed.unmarked))
+        self._unrecorded.update(event.event_id for event in routed.outcome.events)
         confirmed = processor.send(routed)
         task = asyncio.create_task(self._settle(processor, routed, confirmed))
         self._settling.add(task)
@@ -163,6 +166,7 @@ class Worker:
         try:
             event_ids = await processor.settle(routed, confirmed)
         except Exception as exc:
+            self._unrecorded.difference_update(e.event_id for e in routed.outcome.events)
             await self._return_to_queue(routed.deliveries, exc)
             return
         self._confirmed.extend(event_ids)  # after the await: `_dispatch` swaps the list
@@ -170,6 +174,7 @@ class Worker:
     async def _record_confirms(self, processor: BatchProcessor) -> None:
         marks, self._confirmed = self._confirmed, []
         await processor.mark_published(marks)
+        self._unrecorded.difference_update(marks)
 
     async def _next_batch(self, idle_s: float | None) -> list[Delivery]:
         """Wait for one delivery (or stop), linger briefly, then take what is there."""
@@ -235,6 +240,6 @@ class Worker:
         while True:
             await asyncio.sleep(interval)
             try:
-                await relay.publish_pending(older_than=timedelta(seconds=interval))
+                await relay.publish_pending(timedelta(seconds=interval), skip=self._unrecorded)
             except Exception as exc:
                 log.warning("outbox relay failed; will retry", error=repr(exc)[:300])

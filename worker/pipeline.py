@@ -6,6 +6,7 @@ point leaves the deliveries unacked and they come again; `message_id` makes that
 
 import asyncio
 import time
+from collections import Counter
 from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass, field
 from random import Random
@@ -114,7 +115,6 @@ class BatchProcessor:
         refused: dict[int, str] = {}
         for key, delivery in enumerate(deliveries):
             message = delivery.message
-            self.metrics.consumed.labels(delivery.kind).inc()
             parsed = parse_command(delivery.kind, key, message.body, _envelope(message))
             poison = poison_reason(dict(message.headers or {}), self.config.delivery_limit)
             if poison is not None:
@@ -170,43 +170,53 @@ class BatchProcessor:
         return merged
 
     def _observe(self, routed: RoutedBatch) -> None:
-        """One log line per message: what happened to it and how long the batch took."""
-        deliveries, outcome, refused = routed.deliveries, routed.outcome, routed.refused
-        for event in outcome.events:
-            self.metrics.events_published.labels(event.routing_key).inc()
+        """Metrics counted once per batch, then one log line per message."""
         elapsed_ms = round((time.perf_counter() - routed.started) * 1000, 2)
-        now = time.time()
-        self.metrics.batch_size.observe(len(deliveries))
-        self.metrics.processing_seconds.observe(elapsed_ms / 1000)
-        for key, delivery in enumerate(deliveries):
-            message = delivery.message
-            if message.timestamp is not None:
-                self.metrics.end_to_end_seconds.observe(
-                    max(0.0, now - message.timestamp.timestamp())
-                )
-            result = outcome.results.get(key)
-            if key in refused:
-                self.metrics.dead_lettered.labels(reason_label(refused[key])).inc()
+        self._count(routed, elapsed_ms / 1000)
+        size = len(routed.deliveries)
+        for key, delivery in enumerate(routed.deliveries):
+            message_id = delivery.message.message_id
+            result = routed.outcome.results.get(key)
+            if key in routed.refused:
                 log.warning(
                     "message dead-lettered",
                     queue=delivery.kind,
-                    message_id=message.message_id,
-                    reason=refused[key],
+                    message_id=message_id,
+                    reason=routed.refused[key],
                     duration_ms=elapsed_ms,
                 )
             elif isinstance(result, Routed):
-                self.metrics.routed.labels(result.status).inc()
                 log.info(
                     f"interaction {delivery.kind}d",
                     interaction_id=result.interaction_id,
-                    message_id=message.message_id,
+                    message_id=message_id,
                     source_id=result.source_id,
                     operator_id=result.operator_id,
                     status=result.status,
                     replayed=result.replayed,
                     duration_ms=elapsed_ms,
-                    batch=len(deliveries),
+                    batch=size,
                 )
+
+    def _count(self, routed: RoutedBatch, elapsed_s: float) -> None:
+        m, now = self.metrics, time.time()
+        m.batch_size.observe(len(routed.deliveries))
+        m.processing_seconds.observe(elapsed_s)
+        tallies = (
+            (m.consumed, Counter(d.kind for d in routed.deliveries)),
+            (m.events_published, Counter(e.routing_key for e in routed.outcome.events)),
+            (m.dead_lettered, Counter(reason_label(r) for r in routed.refused.values())),
+            (
+                m.routed,
+                Counter(r.status for r in routed.outcome.results.values() if isinstance(r, Routed)),
+            ),
+        )
+        for metric, counts in tallies:
+            for label, count in counts.items():
+                metric.labels(label).inc(count)
+        for delivery in routed.deliveries:
+            if (sent := delivery.message.timestamp) is not None:
+                m.end_to_end_seconds.observe(max(0.0, now - sent.timestamp()))
 
 
 def _envelope(message: AbstractIncomingMessage) -> Envelope:

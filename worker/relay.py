@@ -4,7 +4,7 @@ That happens when a worker dies between its commit and the broker's confirm, or 
 committed a change while the broker was down. Re-sent events keep their `event_id`.
 """
 
-from collections.abc import Iterable
+from collections.abc import Container, Iterable
 from datetime import timedelta
 
 import structlog
@@ -36,20 +36,27 @@ class OutboxRelay:
         self.session_factory = session_factory
         self.publisher = publisher
 
-    async def publish_pending(self, older_than: timedelta) -> int:
-        """Publish unconfirmed events older than `older_than`, oldest first; returns how many."""
-        total = 0
+    async def publish_pending(
+        self, older_than: timedelta, skip: Container[str] = frozenset()
+    ) -> int:
+        """Publish unconfirmed events older than `older_than`, oldest first; returns how many.
+
+        `skip`: events this worker still has in flight (their confirm is on its way).
+        """
+        total, after_id = 0, 0
         while True:
             async with self.session_factory() as session:
-                rows = await OutboxCRUD(session).unpublished(older_than, RELAY_CHUNK)
+                rows = await OutboxCRUD(session).unpublished(older_than, RELAY_CHUNK, after_id)
+            after_id = rows[-1].id if rows else after_id
             events = [
                 PendingEvent(r.event_id, r.routing_key, r.body, r.correlation_id, r.reply_to)
                 for r in rows
+                if r.event_id not in skip
             ]
             await self.publisher.publish_events(events)
             await mark_published(self.session_factory, (e.event_id for e in events))
             total += len(events)
-            if len(events) < RELAY_CHUNK:
+            if len(rows) < RELAY_CHUNK:
                 if total:
                     log.info("outbox relayed", events=total)
                 return total

@@ -51,12 +51,18 @@ class OutboxCRUD:
         )
         return {event.interaction_id: event for event in await self.session.scalars(stmt)}
 
-    async def unpublished(self, older_than: timedelta, limit: int) -> Sequence[OutboxEvent]:
+    async def unpublished(
+        self, older_than: timedelta, limit: int, after_id: int = 0
+    ) -> Sequence[OutboxEvent]:
         """Events not confirmed by the broker: a crashed or disconnected publisher's leftovers."""
         cutoff = utcnow() - older_than
         stmt = (
             select(OutboxEvent)
-            .where(OutboxEvent.published_at.is_(None), OutboxEvent.created_at <= cutoff)
+            .where(
+                OutboxEvent.published_at.is_(None),
+                OutboxEvent.created_at <= cutoff,
+                OutboxEvent.id > after_id,
+            )
             .order_by(OutboxEvent.id)
             .limit(limit)
         )
