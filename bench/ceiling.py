@@ -57,5 +57,4 @@ async def _bare_loop(
                 for m in batch
             )
         )
-        for message in batch:
-            await message.ack()
+        await batch[-1].ack(multiple=True)  # one frame per batch, as the worker acks

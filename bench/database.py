@@ -93,8 +93,8 @@ async def preload_history(database_url: str, count: int) -> None:
             )
             await connection.execute(
                 text(
-                    "INSERT INTO interactions (lead_uuid, source_id, operator_id, is_active, status, "
-                    "created_at, assigned_at, closed_at) SELECT 'history', 1 + (s.n % 3), "
+                    "INSERT INTO interactions (lead_uuid, source_id, operator_id, is_active, "
+                    "status, created_at, assigned_at, closed_at) SELECT 'history', 1 + (s.n % 3), "
                     f"1 + (s.n % 3), false, 'closed', {now}, {now}, {now} FROM {series}"
                 ),
                 {"n": count},

@@ -5,11 +5,11 @@ settings; each command's module is imported only when that command runs.
 """
 
 import argparse
-import asyncio
 import sys
 from collections.abc import Sequence
 from typing import TypeAlias
 
+from cli import event_loop
 from cli.logging_setup import configure_logging
 from cli.settings_loader import load_settings
 from schemas.settings import Settings
@@ -136,7 +136,8 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
     if args.command == "worker":
         from cli.worker_cmd import run_worker
 
-        return asyncio.run(run_worker(settings, burst=args.burst, metrics_host=args.metrics_host))
+        burst, host = args.burst, args.metrics_host
+        return event_loop.run(run_worker(settings, burst=burst, metrics_host=host))
     if args.command == "db":
         from db.schema_version import upgrade
 

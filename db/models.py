@@ -99,12 +99,11 @@ class Interaction(Base):
         ),
         Index("ix_interactions_operator_id_status", "operator_id", "status"),
         Index("ix_interactions_lead_uuid", "lead_uuid"),
-        Index("ix_interactions_status", "status"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     lead_uuid: Mapped[str] = mapped_column(ForeignKey("leads.uuid"))
-    source_id: Mapped[int] = mapped_column(ForeignKey("sources.id"), index=True)
+    source_id: Mapped[int] = mapped_column(ForeignKey("sources.id"))
     operator_id: Mapped[int | None] = mapped_column(
         ForeignKey("operators.id", ondelete="SET NULL"), nullable=True
     )

@@ -68,6 +68,7 @@ class Worker:
         self._stop = asyncio.Event()
         self.connection: AbstractRobustConnection | None = None
         self._settling: set[asyncio.Task[None]] = set()
+        self._last_settle: asyncio.Task[None] | None = None
         self._confirmed: list[str] = []  # event ids confirmed by the broker, not yet recorded
         self._unrecorded: set[str] = set()  # routed here, not yet recorded: not for the relay
 
@@ -156,15 +157,20 @@ class Worker:
         self._unrecorded.difference_update(set(marks) - set(routed.unmarked))
         self._unrecorded.update(event.event_id for event in routed.outcome.events)
         confirmed = processor.send(routed)
-        task = asyncio.create_task(self._settle(processor, routed, confirmed))
+        task = asyncio.create_task(self._settle(processor, routed, confirmed, self._last_settle))
+        self._last_settle = task
         self._settling.add(task)
         task.add_done_callback(self._settling.discard)
 
     async def _settle(
-        self, processor: BatchProcessor, routed: RoutedBatch, confirmed: Awaitable[object]
+        self,
+        processor: BatchProcessor,
+        routed: RoutedBatch,
+        confirmed: Awaitable[object],
+        previous: asyncio.Task[None] | None,
     ) -> None:
         try:
-            event_ids = await processor.settle(routed, confirmed)
+            event_ids = await processor.settle(routed, confirmed, previous)
         except Exception as exc:
             self._unrecorded.difference_update(e.event_id for e in routed.outcome.events)
             await self._return_to_queue(routed.deliveries, exc)

@@ -5,6 +5,7 @@ point leaves the deliveries unacked and they come again; `message_id` makes that
 """
 
 import asyncio
+import contextlib
 import time
 from collections import Counter
 from collections.abc import Awaitable, Sequence
@@ -96,11 +97,22 @@ class BatchProcessor:
         publishes += [self.publisher.publish_event(event) for event in routed.outcome.events]
         return asyncio.gather(*(asyncio.ensure_future(p) for p in publishes))
 
-    async def settle(self, routed: RoutedBatch, confirmed: Awaitable[object]) -> list[str]:
-        """Ack once the broker has every event; returns the confirmed event ids."""
+    async def settle(
+        self,
+        routed: RoutedBatch,
+        confirmed: Awaitable[object],
+        previous: Awaitable[object] | None = None,
+    ) -> list[str]:
+        """Ack once the broker has every event; returns the confirmed event ids.
+
+        One `multiple` ack covers the whole batch. That is only safe once every earlier
+        delivery is settled, so batches settle in order: `previous` is the batch before.
+        """
         await confirmed
-        for delivery in routed.deliveries:
-            await delivery.message.ack()
+        if previous is not None:
+            with contextlib.suppress(Exception):  # its failure is handled where it happened
+                await previous
+        await ack_batch(routed.deliveries)
         self._observe(routed)
         return [event.event_id for event in routed.outcome.events]
 
@@ -217,6 +229,18 @@ class BatchProcessor:
         for delivery in routed.deliveries:
             if (sent := delivery.message.timestamp) is not None:
                 m.end_to_end_seconds.observe(max(0.0, now - sent.timestamp()))
+
+
+async def ack_batch(deliveries: Sequence[Delivery]) -> None:
+    """Ack every delivery up to the batch's highest tag with one frame, per channel."""
+    last_by_channel: dict[int, AbstractIncomingMessage] = {}
+    for delivery in deliveries:
+        key = id(delivery.message.channel)
+        latest = last_by_channel.get(key)
+        if latest is None or (delivery.message.delivery_tag or 0) > (latest.delivery_tag or 0):
+            last_by_channel[key] = delivery.message
+    for message in last_by_channel.values():
+        await message.ack(multiple=True)
 
 
 def _envelope(message: AbstractIncomingMessage) -> Envelope:

@@ -3,9 +3,9 @@
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Select, insert, select, update
+from sqlalchemy import Select, Table, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
@@ -78,7 +78,8 @@ class InteractionCRUD:
         """One INSERT ... RETURNING for the whole batch; ids come back in row order."""
         if not rows:
             return []
-        stmt = insert(Interaction).returning(Interaction.id, sort_by_parameter_order=True)
+        table = cast(Table, Interaction.__table__)  # Core, not ORM bulk: no objects needed
+        stmt = insert(table).returning(table.c.id, sort_by_parameter_order=True)
         return list((await self.session.scalars(stmt, list(rows))).all())
 
     async def get_by_id(self, interaction_id: int) -> Interaction | None:

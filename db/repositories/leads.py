@@ -31,7 +31,7 @@ class LeadCRUD:
             return {}
         now = utcnow()
         rows = [{"uuid": str(uuid.uuid4()), "email": e, "created_at": now} for e in unique]
-        stmt = insert_ignoring_conflicts(self.session, Lead, ["email"])
+        stmt = insert_ignoring_conflicts(self.session, Lead.__table__, ["email"])
         await self.session.execute(stmt, rows)
         found = await self.session.execute(
             select(Lead.email, Lead.uuid).where(Lead.email.in_(unique))

@@ -2,9 +2,9 @@
 
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import Table, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.models import OutboxEvent
@@ -17,7 +17,7 @@ class OutboxCRUD:
 
     async def add_many(self, rows: Sequence[dict[str, Any]]) -> None:
         if rows:
-            await self.session.execute(insert(OutboxEvent), list(rows))
+            await self.session.execute(insert(cast(Table, OutboxEvent.__table__)), list(rows))
 
     async def mark_published(self, event_ids: Iterable[str], now: datetime) -> None:
         wanted = list(set(event_ids))

@@ -91,8 +91,6 @@ def upgrade() -> None:
         batch_op.create_index(
             "ix_interactions_operator_id_status", ["operator_id", "status"], unique=False
         )
-        batch_op.create_index(batch_op.f("ix_interactions_source_id"), ["source_id"], unique=False)
-        batch_op.create_index("ix_interactions_status", ["status"], unique=False)
         batch_op.create_index(
             "ix_interactions_waiting_source_id",
             ["source_id", "id"],
@@ -183,8 +181,6 @@ def downgrade() -> None:
             sqlite_where=sa.text("status = 'waiting'"),
             postgresql_where=sa.text("status = 'waiting'"),
         )
-        batch_op.drop_index("ix_interactions_status")
-        batch_op.drop_index(batch_op.f("ix_interactions_source_id"))
         batch_op.drop_index("ix_interactions_operator_id_status")
         batch_op.drop_index("ix_interactions_lead_uuid")
 
