@@ -2,6 +2,7 @@
 parse into one of these is dead-lettered with pydantic's reason."""
 
 import json
+import re
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, field_validator
@@ -9,11 +10,17 @@ from pydantic import BaseModel, ConfigDict, Field, JsonValue, field_validator
 from schemas.email import LeadEmail
 
 PAYLOAD_LIMIT_BYTES = 64 * 1024
+# `\u0000` preceded by an even number of backslashes: an escaped NUL, not the text "\u0000".
+_ESCAPED_NUL = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")
+
+
+def encode_payload(payload: Any) -> str:
+    """The payload as compact JSON, the form it is stored in."""
+    return json.dumps(payload, ensure_ascii=False, separators=(",", ":"))
 
 
 def payload_size(payload: Any) -> int:
-    """Size of the payload as compact UTF-8 JSON, the form it is stored in."""
-    return len(json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode())
+    return len(encode_payload(payload).encode())
 
 
 class CreateInteraction(BaseModel):
@@ -27,8 +34,13 @@ class CreateInteraction(BaseModel):
 
     @field_validator("payload")
     @classmethod
-    def _payload_within_limit(cls, value: JsonValue) -> JsonValue:
-        size = payload_size(value)
+    def _payload_storable(cls, value: JsonValue) -> JsonValue:
+        """At most 64 KiB encoded, and no NUL character (PostgreSQL's jsonb cannot hold one,
+        so SQLite and PostgreSQL deployments refuse the same payloads)."""
+        encoded = encode_payload(value)
+        if _ESCAPED_NUL.search(encoded):
+            raise ValueError("payload contains the NUL character (\\u0000), which cannot be stored")
+        size = len(encoded.encode())
         if size > PAYLOAD_LIMIT_BYTES:
             raise ValueError(f"payload is {size} bytes encoded, limit is {PAYLOAD_LIMIT_BYTES}")
         return value

@@ -136,7 +136,9 @@ class Worker:
     async def _consume(self, running: _Running, burst: bool) -> None:
         """The database lane: route one batch after another while earlier ones await confirms."""
         while not self._stop.is_set():
-            idle_s = MARK_IDLE_S if self._confirmed else (BURST_IDLE_S if burst else None)
+            # While batches are settling, wake up soon to record their confirms.
+            unrecorded = self._confirmed or self._settling
+            idle_s = MARK_IDLE_S if unrecorded else (BURST_IDLE_S if burst else None)
             batch = await self._next_batch(idle_s)
             if batch:
                 await self._dispatch(running.processor, batch)

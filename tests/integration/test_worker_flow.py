@@ -191,3 +191,20 @@ async def test_events_are_marked_published_before_the_worker_acks(
     )
     assert await seed.scalar(sessions, unpublished) == 0
     assert await seed.scalar(sessions, select(func.count()).select_from(OutboxEvent)) == 3
+
+
+async def test_confirms_are_recorded_while_the_worker_idles(
+    sessions: Sessions, worker: Worker, bot: Bot, events: Inbox
+) -> None:
+    """Confirms are recorded in the next batch's transaction, or soon after the last batch:
+    a worker that goes idle must not leave them for the relay (which would re-send them)."""
+    source, _ = await one_operator_source(sessions, limit=5)
+    await bot.create("lone@example.com", source)  # a lone batch: no next batch records it
+    await events.next()
+    unpublished = select(func.count()).select_from(OutboxEvent).where(
+        OutboxEvent.published_at.is_(None)
+    )
+    async with asyncio.timeout(5):  # no event marks this moment: poll the database
+        while await seed.scalar(sessions, unpublished):
+            await asyncio.sleep(0.02)
+    assert events.pending() == 0  # and nothing was re-sent by the relay meanwhile

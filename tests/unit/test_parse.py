@@ -90,3 +90,14 @@ def test_poison_after_the_delivery_limit() -> None:
     assert poison_reason({"x-delivery-count": 4}, 5) is None
     reason = poison_reason({"x-delivery-count": 5}, 5)
     assert reason is not None and "delivery limit" in reason
+
+
+@pytest.mark.parametrize("payload", [{"t": "a\x00b"}, {"k\x00": 1}, ["x\\\x00"]])
+def test_nul_characters_are_refused_on_every_database(payload: object) -> None:
+    parsed = parse_create({"email": "a@example.com", "source_id": 1, "payload": payload})
+    assert isinstance(parsed, Refused) and "NUL character" in parsed.reason
+
+
+def test_the_text_backslash_u0000_is_not_a_nul() -> None:
+    parsed = parse_create({"email": "a@example.com", "source_id": 1, "payload": "\\u0000"})
+    assert isinstance(parsed, CreateRequest) and parsed.command.payload == "\\u0000"
