@@ -45,7 +45,6 @@ class Router:
         self.outcome = RoutingOutcome()
         self.pool = OperatorPool({}, [])
         self._outbox_rows: list[dict[str, object]] = []
-        self._closed_ids: list[int] = []
         self._followers: list[tuple[CreateRequest | CloseRequest, int]] = []
 
     async def route_batch(
@@ -65,7 +64,7 @@ class Router:
             self.pool = await OperatorPool.lock(
                 self.session, create_sources, freed_by | self.pool.states.keys()
             )
-        freed = self._close(closing)
+        freed = await self._close(closing)
         await self._drain(self.pool.sources_served_by(freed))
         await self._assign_new(creates)
         await self._finish()
@@ -269,15 +268,17 @@ class Router:
                 closing.append((request, found))
         return closing
 
-    def _close(self, closing: Sequence[tuple[CloseRequest, InteractionFacts]]) -> set[int]:
+    async def _close(self, closing: Sequence[tuple[CloseRequest, InteractionFacts]]) -> set[int]:
+        """Close now, in the database too: the drain that follows reads waiting rows from it,
+        and must not hand out an interaction this very batch is closing."""
         freed: set[int] = set()
         for request, facts in closing:
             if facts.status == "assigned" and facts.operator_id is not None:
                 self.pool.release(facts.operator_id)
                 freed.add(facts.operator_id)
             facts.status = "closed"
-            self._closed_ids.append(facts.id)
             self._record(request.key, facts, self._emit(facts, EventType.CLOSED, request.envelope))
+        await self.interactions.set_closed([facts.id for _, facts in closing], self.now)
         return freed
 
     # -- waiting -------------------------------------------------------------------------------
@@ -350,7 +351,6 @@ class Router:
 
     async def _finish(self) -> None:
         """Write what the transaction decided; repeated commands in the batch share its result."""
-        await self.interactions.set_closed(self._closed_ids, self.now)
         await self.pool.flush(self.session)
         await self.outbox.add_many(self._outbox_rows)
         for request, primary_key in self._followers:

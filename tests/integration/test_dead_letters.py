@@ -15,14 +15,20 @@ Sessions = async_sessionmaker[AsyncSession]
 BAD_CREATES = [
     pytest.param(b"{not json", "body is not JSON", id="not-json"),
     pytest.param(b'{"source_id": 1}', "email: Field required", id="wrong-shape"),
-    pytest.param(b'{"email": "nobody", "source_id": 1}', "invalid CreateInteraction: email",
-                 id="bad-email"),
-    pytest.param(b'{"email": "a@example.com", "source_id": 999}', "unknown source_id 999",
-                 id="unknown-source"),
     pytest.param(
-        json.dumps({"email": "a@example.com", "source_id": 1,
-                    "payload": "x" * PAYLOAD_LIMIT_BYTES}).encode(),
-        "payload is 65538 bytes", id="payload-over-64k",
+        b'{"email": "nobody", "source_id": 1}', "invalid CreateInteraction: email", id="bad-email"
+    ),
+    pytest.param(
+        b'{"email": "a@example.com", "source_id": 999}',
+        "unknown source_id 999",
+        id="unknown-source",
+    ),
+    pytest.param(
+        json.dumps(
+            {"email": "a@example.com", "source_id": 1, "payload": "x" * PAYLOAD_LIMIT_BYTES}
+        ).encode(),
+        "payload is 65538 bytes",
+        id="payload-over-64k",
     ),
     pytest.param(b"x" * (PAYLOAD_LIMIT_BYTES + 5000), "over the", id="body-over-limit"),
 ]
@@ -38,12 +44,22 @@ async def configured_source(sessions: Sessions) -> int:
 
 @pytest.mark.parametrize(("body", "reason"), BAD_CREATES)
 async def test_bad_create_is_dead_lettered_with_reason_and_next_one_processed(
-    sessions: Sessions, worker: Worker, bot: Bot, events: Inbox, dead_letters: Inbox,
-    body: bytes, reason: str,
+    sessions: Sessions,
+    worker: Worker,
+    bot: Bot,
+    events: Inbox,
+    dead_letters: Inbox,
+    body: bytes,
+    reason: str,
 ) -> None:
     source = await configured_source(sessions)
-    await bot.raw("interaction.create", body, message_id="bad-1", correlation_id="c-9",
-                  headers={"x-bot": "telegram"})
+    await bot.raw(
+        "interaction.create",
+        body,
+        message_id="bad-1",
+        correlation_id="c-9",
+        headers={"x-bot": "telegram"},
+    )
     await bot.create("good@example.com", source)
 
     dead = await dead_letters.next()
@@ -68,8 +84,13 @@ async def test_bad_create_is_dead_lettered_with_reason_and_next_one_processed(
     ],
 )
 async def test_bad_close_is_dead_lettered(
-    sessions: Sessions, worker: Worker, bot: Bot, events: Inbox, dead_letters: Inbox,
-    body: bytes, reason: str,
+    sessions: Sessions,
+    worker: Worker,
+    bot: Bot,
+    events: Inbox,
+    dead_letters: Inbox,
+    body: bytes,
+    reason: str,
 ) -> None:
     source = await configured_source(sessions)
     await bot.raw("interaction.close", body)

@@ -201,10 +201,10 @@ async def test_confirms_are_recorded_while_the_worker_idles(
     source, _ = await one_operator_source(sessions, limit=5)
     await bot.create("lone@example.com", source)  # a lone batch: no next batch records it
     await events.next()
-    unpublished = select(func.count()).select_from(OutboxEvent).where(
-        OutboxEvent.published_at.is_(None)
+    unpublished = (
+        select(func.count()).select_from(OutboxEvent).where(OutboxEvent.published_at.is_(None))
     )
     async with asyncio.timeout(5):  # no event marks this moment: poll the database
-        while await seed.scalar(sessions, unpublished):
+        while await seed.scalar(sessions, unpublished):  # noqa: ASYNC110 (bounded poll)
             await asyncio.sleep(0.02)
     assert events.pending() == 0  # and nothing was re-sent by the relay meanwhile
