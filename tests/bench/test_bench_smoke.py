@@ -1,0 +1,33 @@
+"""The benchmark runs end to end with a small N (a smoke test: no timing is asserted)."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+
+@pytest.mark.slow
+def test_bench_runs_every_stage_and_writes_json(tmp_path: Path, amqp_session_url: str) -> None:
+    if not os.environ.get("AMQP_URL"):
+        pytest.skip("the bench creates its own vhost next to a local broker (AMQP_URL)")
+    target = tmp_path / "bench.json"
+    completed = subprocess.run(
+        [sys.executable, "-m", "bench", "--n", "300", "--latency-seconds", "1",
+         "--history", "2000", "--json", str(target)],
+        capture_output=True, text=True, timeout=300, check=False,
+    )
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    results = json.loads(target.read_text())
+    assert results["n"] == 300 and results["ceiling_per_s"] > 0
+    stages = ["sqlite", "sqlite_history"]
+    if os.environ.get("TEST_POSTGRES_URL"):
+        stages += ["postgresql", "postgresql_history"]
+    for stage in stages:
+        assert results[stage]["per_s"] > 0 and results[stage]["ratio"] > 0, stage
+    assert results["sqlite_history"]["history"] == 2000
+    latency = results["latency_sqlite"]
+    assert latency["count"] > 0 and 0 < latency["p50_ms"] <= latency["p99_ms"]
+    assert "ratio to ceiling" in completed.stdout
