@@ -16,7 +16,8 @@ TICK_S = 0.005
 
 
 async def measure_latency(
-    amqp_url: str, database_url: str, source_ids: list[int], rate: float, duration_s: float
+    amqp_url: str, database_url: str, source_ids: list[int], rate: float, duration_s: float,
+    extra_env: dict[str, str] | None = None,
 ) -> dict[str, float]:
     total = max(1, int(rate * duration_s))
     sent: dict[str, float] = {}
@@ -37,7 +38,7 @@ async def measure_latency(
         events = await channel.declare_queue(exclusive=True)
         await events.bind(await channel.get_exchange(EVENTS_EXCHANGE), "#")
         await events.consume(on_event, no_ack=True)
-        async with worker_process(amqp_url, database_url):
+        async with worker_process(amqp_url, database_url, extra_env):
             await _steady_publish(channel, source_ids, rate, total, sent)
             await asyncio.wait_for(done.wait(), timeout=duration_s + 60)
     return _summary(latencies, rate)

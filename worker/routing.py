@@ -105,16 +105,12 @@ class Router:
 
         Re-assigning moves the slot: the previous operator is freed and its sources drained.
         """
-        facts = (await self.interactions.facts([interaction_id])).get(interaction_id)
-        if facts is None:
-            raise AssignmentRefused(f"unknown interaction {interaction_id}", not_found=True)
+        facts = await self._facts_under_lock(interaction_id, operator_id)
         if facts.status == "closed":
             raise AssignmentRefused(f"interaction {interaction_id} is closed")
         previous = facts.operator_id if facts.status == "assigned" else None
         if previous == operator_id:
             return self.outcome
-        involved = {operator_id} if previous is None else {operator_id, previous}
-        self.pool = await OperatorPool.lock(self.session, (), involved)
         self._check_can_take(operator_id)
         self.pool.take(operator_id)
         if previous is not None:
@@ -126,6 +122,25 @@ class Router:
             await self._drain(self.pool.sources_served_by({previous}))
         await self._finish()
         return self.outcome
+
+    async def _facts_under_lock(self, interaction_id: int, operator_id: int) -> InteractionFacts:
+        """The interaction's facts, read after locking every operator that could change them
+        (its operator; for a waiting one, all of its source's, which a drain would hold)."""
+        facts, requested = await self._facts_of(interaction_id), set[int]()
+        for _ in range(3):
+            waiting_in = {facts.source_id} if facts.status == "waiting" else set()
+            requested |= _holders(facts, operator_id)
+            self.pool = await OperatorPool.lock(self.session, waiting_in, requested)
+            facts = await self._facts_of(interaction_id)  # fresh, now that nobody can move it
+            if _holders(facts, operator_id) <= requested:
+                return facts
+        raise AssignmentRefused(f"interaction {interaction_id} keeps changing; try again")
+
+    async def _facts_of(self, interaction_id: int) -> InteractionFacts:
+        facts = (await self.interactions.facts([interaction_id])).get(interaction_id)
+        if facts is None:
+            raise AssignmentRefused(f"unknown interaction {interaction_id}", not_found=True)
+        return facts
 
     def _check_can_take(self, operator_id: int) -> None:
         state = self.pool.states.get(operator_id)
@@ -355,6 +370,13 @@ class Router:
         await self.outbox.add_many(self._outbox_rows)
         for request, primary_key in self._followers:
             self._copy_result(request.key, request.envelope, primary_key)
+
+
+def _holders(facts: InteractionFacts, operator_id: int) -> set[int]:
+    """Operators whose rows a manual assignment of this interaction changes."""
+    if facts.status == "assigned" and facts.operator_id is not None:
+        return {operator_id, facts.operator_id}
+    return {operator_id}
 
 
 class AssignmentRefused(Exception):

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Select, Table, insert, select, update
+from sqlalchemy import Select, Table, func, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
@@ -75,12 +75,31 @@ class InteractionCRUD:
         return interaction
 
     async def insert_many(self, rows: Sequence[dict[str, Any]]) -> list[int]:
-        """One INSERT ... RETURNING for the whole batch; ids come back in row order."""
+        """Insert the batch with ids reserved up front; returns them in row order.
+
+        Not `INSERT ... RETURNING` in parameter order: SQLite cannot promise the order of
+        returned rows, so SQLAlchemy would fall back to one INSERT per row there.
+        """
         if not rows:
             return []
+        ids = await self._reserve_ids(len(rows))
         table = cast(Table, Interaction.__table__)  # Core, not ORM bulk: no objects needed
-        stmt = insert(table).returning(table.c.id, sort_by_parameter_order=True)
-        return list((await self.session.scalars(stmt, list(rows))).all())
+        await self.session.execute(
+            insert(table), [{**r, "id": i} for r, i in zip(rows, ids, strict=True)]
+        )
+        return ids
+
+    async def _reserve_ids(self, count: int) -> list[int]:
+        """PostgreSQL: from the id sequence. SQLite: after the current maximum, which is safe
+        because every SQLite transaction here holds the write lock from its BEGIN."""
+        if self.session.get_bind().dialect.name == "postgresql":
+            stmt = text(
+                "SELECT nextval(pg_get_serial_sequence('interactions', 'id')) "
+                "FROM generate_series(1, :n)"
+            )
+            return [int(i) for i in (await self.session.scalars(stmt, {"n": count})).all()]
+        top = await self.session.scalar(select(func.coalesce(func.max(Interaction.id), 0)))
+        return list(range(int(top or 0) + 1, int(top or 0) + 1 + count))
 
     async def get_by_id(self, interaction_id: int) -> Interaction | None:
         return await self.session.get(Interaction, interaction_id)
