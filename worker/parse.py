@@ -5,7 +5,7 @@ from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from schemas.messages import PAYLOAD_LIMIT_BYTES, CloseInteraction, CreateInteraction
+from schemas.messages import PAYLOAD_LIMIT_BYTES, RAW_BODY, CloseInteraction, CreateInteraction
 from worker.commands import CloseRequest, CreateRequest, Envelope, Refused
 
 CommandKind = Literal["create", "close"]
@@ -25,15 +25,15 @@ def parse_command(
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         return Refused(f"body is not JSON: {exc}")
     if kind == "create":
-        create = _validate(CreateInteraction, document)
+        create = _validate(CreateInteraction, document, {RAW_BODY: body})
         return create if isinstance(create, Refused) else CreateRequest(key, create, envelope)
     close = _validate(CloseInteraction, document)
     return close if isinstance(close, Refused) else CloseRequest(key, close, envelope)
 
 
-def _validate(model: type[M], document: Any) -> M | Refused:
+def _validate(model: type[M], document: Any, context: dict[str, Any] | None = None) -> M | Refused:
     try:
-        return model.model_validate(document)
+        return model.model_validate(document, context=context)
     except ValidationError as exc:
         return Refused(f"invalid {model.__name__}: {summarise(exc)}")
 

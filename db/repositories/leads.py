@@ -25,18 +25,30 @@ class LeadCRUD:
         return lead
 
     async def upsert_many(self, emails: Iterable[str]) -> dict[str, str]:
-        """Insert the missing e-mails (ON CONFLICT DO NOTHING) and map every e-mail to its uuid."""
+        """Map every e-mail to its Lead's uuid, creating the missing Leads.
+
+        Known leads are read first (most contacts come back), the rest inserted with ON CONFLICT
+        DO NOTHING; only if another worker won a race for one of them is it read again.
+        """
         unique = sorted(set(emails))
-        if not unique:
+        found = await self._uuids_of(unique)
+        missing = [e for e in unique if e not in found]
+        if missing:
+            now, fresh = utcnow(), {e: str(uuid.uuid4()) for e in missing}
+            rows = [{"uuid": u, "email": e, "created_at": now} for e, u in fresh.items()]
+            stmt = insert_ignoring_conflicts(self.session, Lead.__table__, ["email"])
+            inserted = await self.session.execute(stmt, rows)
+            raced = inserted.rowcount != len(rows)  # type: ignore[attr-defined]
+            found.update(await self._uuids_of(missing) if raced else fresh)
+        return found
+
+    async def _uuids_of(self, emails: Sequence[str]) -> dict[str, str]:
+        if not emails:
             return {}
-        now = utcnow()
-        rows = [{"uuid": str(uuid.uuid4()), "email": e, "created_at": now} for e in unique]
-        stmt = insert_ignoring_conflicts(self.session, Lead.__table__, ["email"])
-        await self.session.execute(stmt, rows)
-        found = await self.session.execute(
-            select(Lead.email, Lead.uuid).where(Lead.email.in_(unique))
+        result = await self.session.execute(
+            select(Lead.email, Lead.uuid).where(Lead.email.in_(emails))
         )
-        return {email: lead_uuid for email, lead_uuid in found}
+        return {email: lead_uuid for email, lead_uuid in result}
 
     async def _get_by_email(self, email: str) -> Lead | None:
         result = await self.session.execute(
