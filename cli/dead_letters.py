@@ -15,6 +15,7 @@ import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractQueue
 from aio_pika.exceptions import ChannelNotFoundEntity, DeliveryError
 
+from worker.message_copy import copy_with_headers
 from worker.topology import COMMANDS_EXCHANGE, DEAD_QUEUE
 
 ROUTING_KEY_HEADER = "x-original-routing-key"
@@ -67,20 +68,7 @@ def replayable(message: AbstractIncomingMessage) -> aio_pika.Message:
         for k, v in (message.headers or {}).items()
         if k not in BOOKKEEPING_HEADERS and not k.startswith(BOOKKEEPING_PREFIXES)
     }
-    return aio_pika.Message(
-        message.body,
-        headers=headers,
-        content_type=message.content_type,
-        content_encoding=message.content_encoding,
-        delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-        priority=message.priority,
-        correlation_id=message.correlation_id,
-        reply_to=message.reply_to,
-        message_id=message.message_id,
-        timestamp=message.timestamp,
-        type=message.type,
-        app_id=message.app_id,
-    )
+    return copy_with_headers(message, headers)
 
 
 @contextlib.asynccontextmanager

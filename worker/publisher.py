@@ -8,6 +8,7 @@ from aio_pika import DeliveryMode, Message
 from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractIncomingMessage
 
 from worker.commands import PendingEvent
+from worker.message_copy import copy_with_headers
 
 
 class EventPublisher:
@@ -47,19 +48,5 @@ class EventPublisher:
         headers["x-error"] = reason
         headers["x-original-routing-key"] = original.routing_key or ""
         headers["x-original-exchange"] = original.exchange or ""
-        message = Message(
-            original.body,
-            headers=headers,
-            content_type=original.content_type,
-            content_encoding=original.content_encoding,
-            delivery_mode=DeliveryMode.PERSISTENT,
-            priority=original.priority,
-            correlation_id=original.correlation_id,
-            reply_to=original.reply_to,
-            message_id=original.message_id,
-            timestamp=original.timestamp,
-            type=original.type,
-            user_id=None,
-            app_id=original.app_id,
-        )
+        message = copy_with_headers(original, headers)
         await self.dead_letters.publish(message, routing_key=original.routing_key or "")
