@@ -16,7 +16,11 @@ TICK_S = 0.005
 
 
 async def measure_latency(
-    amqp_url: str, database_url: str, source_ids: list[int], rate: float, duration_s: float,
+    amqp_url: str,
+    database_url: str,
+    source_ids: list[int],
+    rate: float,
+    duration_s: float,
     extra_env: dict[str, str] | None = None,
 ) -> dict[str, float]:
     total = max(1, int(rate * duration_s))

@@ -15,9 +15,23 @@ def test_bench_runs_every_stage_and_writes_json(tmp_path: Path, amqp_session_url
         pytest.skip("the bench creates its own vhost next to a local broker (AMQP_URL)")
     target = tmp_path / "bench.json"
     completed = subprocess.run(
-        [sys.executable, "-m", "bench", "--n", "300", "--latency-seconds", "1",
-         "--history", "2000", "--json", str(target)],
-        capture_output=True, text=True, timeout=300, check=False,
+        [
+            sys.executable,
+            "-m",
+            "bench",
+            "--n",
+            "300",
+            "--latency-seconds",
+            "1",
+            "--history",
+            "2000",
+            "--json",
+            str(target),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
     )
     assert completed.returncode == 0, completed.stderr[-2000:]
     results = json.loads(target.read_text())
