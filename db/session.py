@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import (
 )
 
 SQLITE_BUSY_TIMEOUT_MS = 5000
+SQLITE_BEGIN = "sqlite_begin"  # execution option: "DEFERRED" for a read-only unit of work
 
 
 def create_engine(database_url: str, **kwargs: Any) -> AsyncEngine:
@@ -48,8 +49,15 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(connection: Any) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        mode = connection.get_execution_options().get(SQLITE_BEGIN, "IMMEDIATE")
+        connection.exec_driver_sql(f"BEGIN {mode}")
 
 
 def create_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False)
+
+
+async def begin_read_only(session: AsyncSession) -> None:
+    """Start `session` as a reader: on SQLite a deferred BEGIN, so it does not take the write
+    lock that routing transactions queue for; elsewhere nothing changes."""
+    await session.connection(execution_options={SQLITE_BEGIN: "DEFERRED"})

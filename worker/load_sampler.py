@@ -11,6 +11,7 @@ import structlog
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from db.repositories.load_snapshot import LoadSnapshotQuery, OperatorLoad
+from db.session import begin_read_only
 from worker.metrics import WorkerMetrics
 
 log = structlog.get_logger(__name__)
@@ -39,6 +40,7 @@ class LoadSampler:
 
     async def sample_once(self) -> None:
         async with self.session_factory() as session:
+            await begin_read_only(session)
             query = LoadSnapshotQuery(session)
             loads = await query.operator_loads()
             waiting = await query.waiting_count()

@@ -16,8 +16,14 @@ class OperatorPool:
     Loads change in memory as the transaction assigns and frees; `flush` writes the deltas back.
     """
 
-    def __init__(self, states: dict[int, OperatorState], weights: Iterable[tuple[int, int, int]]):
+    def __init__(
+        self,
+        states: dict[int, OperatorState],
+        weights: Iterable[tuple[int, int, int]],
+        known_sources: set[int] | None = None,
+    ):
         self.states = states
+        self.known_sources = known_sources or set()
         self.weights: dict[int, list[Candidate]] = defaultdict(list)
         for source_id, operator_id, weight in weights:
             self.weights[source_id].append(Candidate(operator_id, weight))
@@ -31,9 +37,9 @@ class OperatorPool:
         settings = SourceOperatorSettingCRUD(session)
         extra_ops = set(operator_ids)
         sources = set(source_ids) | await settings.sources_served_by(extra_ops)
-        weights = await settings.weights_for_sources(sources)
+        known, weights = await settings.weights_of_sources(sources)
         states = await OperatorCRUD(session).lock_states({w[1] for w in weights} | extra_ops)
-        return cls(states, weights)
+        return cls(states, weights, known)
 
     def candidates(self, source_id: int) -> list[Candidate]:
         return [

@@ -12,6 +12,8 @@ from aio_pika.abc import AbstractRobustConnection
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from db.session import begin_read_only
+
 DATABASE_TIMEOUT_S = 5.0
 
 
@@ -62,6 +64,7 @@ class ReadinessProbe:
     async def _database_ok(self) -> bool:
         try:
             async with asyncio.timeout(DATABASE_TIMEOUT_S), self.session_factory() as session:
+                await begin_read_only(session)
                 await session.execute(text("SELECT 1"))
             return True
         except Exception:

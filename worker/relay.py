@@ -11,6 +11,7 @@ import structlog
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from db.repositories.outbox import OutboxCRUD
+from db.session import begin_read_only
 from db.types import utcnow
 from worker.commands import PendingEvent
 from worker.publisher import EventPublisher
@@ -46,6 +47,7 @@ class OutboxRelay:
         total, after_id = 0, 0
         while True:
             async with self.session_factory() as session:
+                await begin_read_only(session)
                 rows = await OutboxCRUD(session).unpublished(older_than, RELAY_CHUNK, after_id)
             after_id = rows[-1].id if rows else after_id
             events = [

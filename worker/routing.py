@@ -14,7 +14,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from db.repositories.interactions import InteractionCRUD, InteractionFacts
 from db.repositories.leads import LeadCRUD
 from db.repositories.outbox import OutboxCRUD
-from db.repositories.sources import SourceCRUD
 from db.types import utcnow
 from schemas.events import EventType
 from worker.choose import select_operator
@@ -51,9 +50,9 @@ class Router:
         self, creates: Sequence[CreateRequest], closes: Sequence[CloseRequest]
     ) -> RoutingOutcome:
         creates = await self._replay_known_message_ids(creates)
-        creates = await self._refuse_unknown_sources(creates)
         create_sources = {c.command.source_id for c in creates}
         self.pool = await self._lock_before_closing(create_sources, closes)
+        creates = self._refuse_unknown_sources(creates)  # the pool knows which sources exist
         closing = await self._closable(closes)  # read after the locks: current, not stale
         freed_by = {
             f.operator_id
@@ -186,8 +185,8 @@ class Router:
                 fresh.append(request)
         return fresh
 
-    async def _refuse_unknown_sources(self, creates: list[CreateRequest]) -> list[CreateRequest]:
-        known = await SourceCRUD(self.session).existing_ids(c.command.source_id for c in creates)
+    def _refuse_unknown_sources(self, creates: list[CreateRequest]) -> list[CreateRequest]:
+        known = self.pool.known_sources
         accepted = []
         for request in creates:
             if request.command.source_id in known:

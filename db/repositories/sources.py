@@ -1,6 +1,6 @@
 """SourceCRUD: the channels interactions come from."""
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -23,14 +23,6 @@ class SourceCRUD:
 
     async def list_all(self) -> Sequence[Source]:
         return (await self.session.scalars(select(Source).order_by(Source.id))).all()
-
-    async def existing_ids(self, source_ids: Iterable[int]) -> set[int]:
-        wanted = set(source_ids)
-        if not wanted:
-            return set()
-        return set(
-            (await self.session.scalars(select(Source.id).where(Source.id.in_(wanted)))).all()
-        )
 
     async def get_by_identifier(self, identifier: str) -> Source | None:
         stmt = select(Source).where(Source.identifier == identifier)
