@@ -19,9 +19,13 @@ def get_state(request: Request) -> ApiState:
 StateDep = Annotated[ApiState, Depends(get_state)]
 
 
-async def get_session(state: StateDep) -> AsyncIterator[AsyncSession]:
-    """One session per request, closed (and anything uncommitted rolled back) after it."""
-    async with state.sessions() as session:
+async def get_session(request: Request, state: StateDep) -> AsyncIterator[AsyncSession]:
+    """One session per request, closed (and anything uncommitted rolled back) after it.
+
+    GET requests read without taking SQLite's write lock, which the worker's batches need.
+    """
+    factory = state.read_sessions if request.method == "GET" else state.sessions
+    async with factory() as session:
         yield session
 
 

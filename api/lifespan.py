@@ -8,7 +8,7 @@ from fastapi import FastAPI
 
 from api.broker import Broker
 from api.state import ApiState
-from db.session import create_engine, create_session_factory
+from db.session import create_engine, create_read_session_factory, create_session_factory
 
 
 @asynccontextmanager
@@ -21,6 +21,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         settings=settings,
         engine=engine,
         sessions=create_session_factory(engine),
+        read_sessions=create_read_session_factory(engine),
         rng=Random(),
         broker=broker,
         metrics=app.state.metrics,

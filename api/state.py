@@ -15,6 +15,7 @@ class ApiState:
     settings: Settings
     engine: AsyncEngine
     sessions: async_sessionmaker[AsyncSession]
+    read_sessions: async_sessionmaker[AsyncSession]  # GET requests: no SQLite write lock
     rng: Random
     broker: Broker
     metrics: ApiMetrics

@@ -61,3 +61,11 @@ async def begin_read_only(session: AsyncSession) -> None:
     """Start `session` as a reader: on SQLite a deferred BEGIN, so it does not take the write
     lock that routing transactions queue for; elsewhere nothing changes."""
     await session.connection(execution_options={SQLITE_BEGIN: "DEFERRED"})
+
+
+def create_read_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    """Sessions for read-only units of work that manage their own `session.begin()`: the
+    same pool, but on SQLite their BEGIN is deferred (no write lock)."""
+    return async_sessionmaker(
+        engine.execution_options(**{SQLITE_BEGIN: "DEFERRED"}), expire_on_commit=False
+    )
