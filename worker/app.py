@@ -7,7 +7,6 @@ processed within the grace period, then the channels and connection close.
 
 import asyncio
 import contextlib
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
@@ -40,7 +39,6 @@ log = structlog.get_logger(__name__)
 BURST_IDLE_S = 1.0
 # Confirmed events are recorded in the next batch's transaction, or after this much idleness.
 MARK_IDLE_S = 0.05
-MARK_EVERY_S = 0.2
 
 
 @dataclass
@@ -73,7 +71,6 @@ class Worker:
         self._last_settle: asyncio.Task[None] | None = None
         self._confirmed: list[str] = []  # event ids confirmed by the broker, not yet recorded
         self._unrecorded: set[str] = set()  # routed here, not yet recorded: not for the relay
-        self._recorded_at = 0.0
 
     def request_stop(self) -> None:
         self._stop.set()
@@ -151,7 +148,7 @@ class Worker:
                 return  # nothing delivered for BURST_IDLE_S while consuming: the queues are empty
 
     async def _dispatch(self, processor: BatchProcessor, batch: list[Delivery]) -> None:
-        marks = self._take_confirms(due_only=True)
+        marks = self._take_confirms()
         try:
             routed = await processor.route(batch, marks)
         except Exception as exc:
@@ -182,13 +179,7 @@ class Worker:
             return
         self._confirmed.extend(event_ids)  # after the await: `_dispatch` swaps the list
 
-    def _take_confirms(self, *, due_only: bool = False) -> list[str]:
-        """Confirms to record now. A batch records them at most every MARK_EVERY_S: each
-        recording is one more statement on the latency path of the batch that carries it."""
-        now = time.monotonic()
-        if due_only and now - self._recorded_at < MARK_EVERY_S:
-            return []
-        self._recorded_at = now
+    def _take_confirms(self) -> list[str]:
         marks, self._confirmed = self._confirmed, []
         return marks
 
