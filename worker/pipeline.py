@@ -74,12 +74,6 @@ class BatchProcessor:
         self.config = config
         self.metrics = metrics
 
-    async def process(self, deliveries: Sequence[Delivery]) -> None:
-        """All stages in sequence, recording the confirms at once (no overlap)."""
-        routed = await self.route(deliveries)
-        confirmed = await self.settle(routed, self.send(routed))
-        await self.mark_published(confirmed + routed.unmarked)
-
     async def route(self, deliveries: Sequence[Delivery], marks: Sequence[str] = ()) -> RoutedBatch:
         """Parse and route in one transaction, which also records earlier batches' confirms."""
         started = time.perf_counter()
