@@ -2,6 +2,7 @@
 
 import asyncio
 import json
+import os
 import statistics
 import time
 
@@ -9,6 +10,7 @@ import aio_pika
 from aio_pika.abc import AbstractIncomingMessage
 
 from bench.broker import create_body, reset_topology
+from bench.cpu import process_cpu_seconds
 from bench.pipeline import worker_process
 from worker.topology import COMMANDS_EXCHANGE, CREATE_ROUTING_KEY, EVENTS_EXCHANGE
 
@@ -42,10 +44,28 @@ async def measure_latency(
         events = await channel.declare_queue(exclusive=True)
         await events.bind(await channel.get_exchange(EVENTS_EXCHANGE), "#")
         await events.consume(on_event, no_ack=True)
-        async with worker_process(amqp_url, database_url, extra_env):
+        async with worker_process(amqp_url, database_url, extra_env) as worker:
+            pids = {"worker": worker.pid, "bench": os.getpid()}
+            before = {name: process_cpu_seconds(pid) for name, pid in pids.items()}
+            started = time.perf_counter()
             await _steady_publish(channel, source_ids, rate, total, sent)
             await asyncio.wait_for(done.wait(), timeout=duration_s + 60)
-    return _summary(latencies, rate)
+            elapsed = time.perf_counter() - started
+            after = {name: process_cpu_seconds(pid) for name, pid in pids.items()}
+    return {**_summary(latencies, rate), **_cpu_shares(before, after, elapsed)}
+
+
+def _cpu_shares(
+    before: dict[str, float | None], after: dict[str, float | None], elapsed: float
+) -> dict[str, float]:
+    """Busy fraction of one core per process while the load ran: how close to saturation the
+    machine was (the broker, the worker and this process share its cores)."""
+    shares = {}
+    for name, start in before.items():
+        end = after[name]
+        if start is not None and end is not None and elapsed > 0:
+            shares[f"{name}_cpu_share"] = round((end - start) / elapsed, 3)
+    return shares
 
 
 async def _steady_publish(

@@ -8,6 +8,7 @@ import time
 from collections.abc import AsyncIterator
 
 from bench.broker import OUTPUT_QUEUE, broker_channel, prepublish, reset_topology, wait_for_depth
+from bench.cpu import StageRate, per_message_us, process_cpu_seconds
 
 
 @contextlib.asynccontextmanager
@@ -59,12 +60,14 @@ async def measure_pipeline(
     source_ids: list[int],
     count: int,
     extra_env: dict[str, str] | None = None,
-) -> float:
-    """Interactions per second from worker start until every one has its event."""
+) -> StageRate:
+    """Interactions per second from worker start until every one has its event, and the
+    worker process's CPU per interaction over the same span."""
     async with broker_channel(amqp_url) as channel:
         await reset_topology(channel)
         await prepublish(channel, count, source_ids)
-        async with worker_process(amqp_url, database_url, extra_env):
-            started = time.perf_counter()
+        async with worker_process(amqp_url, database_url, extra_env) as worker:
+            started, cpu_before = time.perf_counter(), process_cpu_seconds(worker.pid)
             finished = await wait_for_depth(channel, OUTPUT_QUEUE, count, deadline_s=900)
-        return count / (finished - started)
+            cpu_after = process_cpu_seconds(worker.pid)
+        return StageRate(count / (finished - started), per_message_us(cpu_before, cpu_after, count))

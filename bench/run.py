@@ -10,6 +10,7 @@ from typing import Any
 
 from bench.broker import private_vhost
 from bench.ceiling import measure_ceiling
+from bench.cpu import StageRate
 from bench.database import fresh_database, preload_history, seed
 from bench.latency import measure_latency
 from bench.pipeline import measure_pipeline
@@ -54,8 +55,12 @@ async def run(args: argparse.Namespace, amqp_url: str) -> dict[str, Any]:
         "machine": _machine(),
     }
     ceiling = await measure_ceiling(amqp_url, args.n, settings.batch_size, settings.prefetch_count)
-    results["ceiling_per_s"] = round(ceiling, 1)
-    _say(f"ceiling (bare aio-pika loop, quorum queue): {ceiling:,.0f} msg/s")
+    results["ceiling_per_s"] = round(ceiling.per_s, 1)
+    results["ceiling_cpu_us_per_msg"] = ceiling.cpu_us_per_msg
+    _say(
+        f"ceiling (bare aio-pika loop, quorum queue): {ceiling.per_s:,.0f} msg/s"
+        f"{_cpu_note(ceiling, 'message')}"
+    )
     kinds = ["sqlite"] + (["postgresql"] if args.postgres_url else [])
     for kind in kinds:
         results[kind] = await _pipeline_stage(args, amqp_url, kind, 0, ceiling)
@@ -68,7 +73,7 @@ async def run(args: argparse.Namespace, amqp_url: str) -> dict[str, Any]:
 
 
 async def _pipeline_stage(
-    args: argparse.Namespace, amqp_url: str, kind: str, history: int, ceiling: float
+    args: argparse.Namespace, amqp_url: str, kind: str, history: int, ceiling: StageRate
 ) -> dict[str, Any]:
     async with fresh_database(kind, args.postgres_url) as url:
         source_ids = await seed(url)
@@ -76,12 +81,23 @@ async def _pipeline_stage(
             _say(f"{kind}: storing {history:,} past interactions ...")
             await preload_history(url, history)
         rate = await measure_pipeline(amqp_url, url, source_ids, args.n)
-    ratio = rate / ceiling
+    ratio = rate.per_s / ceiling.per_s
     _say(
-        f"pipeline {kind:<10} history={history:>9,}: {rate:,.0f} interactions/s, "
-        f"ratio to ceiling {ratio:.2f}"
+        f"pipeline {kind:<10} history={history:>9,}: {rate.per_s:,.0f} interactions/s, "
+        f"ratio to ceiling {ratio:.2f}{_cpu_note(rate, 'interaction')}"
     )
-    return {"per_s": round(rate, 1), "ratio": round(ratio, 3), "history": history}
+    return {
+        "per_s": round(rate.per_s, 1),
+        "ratio": round(ratio, 3),
+        "history": history,
+        "cpu_us_per_msg": rate.cpu_us_per_msg,
+    }
+
+
+def _cpu_note(rate: StageRate, unit: str) -> str:
+    if rate.cpu_us_per_msg is None:
+        return ""
+    return f" (CPU {rate.cpu_us_per_msg:,.0f} µs per {unit})"
 
 
 async def _latency_stage(
@@ -94,8 +110,14 @@ async def _latency_stage(
     _say(
         f"latency at {rate:,.0f}/s on SQLite (half the measured rate): "
         f"p50 {latency['p50_ms']} ms, p99 {latency['p99_ms']} ms, max {latency['max_ms']} ms"
+        f"{_shares_note(latency)}"
     )
     return latency
+
+
+def _shares_note(latency: dict[str, float]) -> str:
+    shares = [f"{k.removesuffix('_cpu_share')} {v:.0%}" for k, v in latency.items() if "cpu" in k]
+    return f"; busy: {', '.join(shares)} of a core" if shares else ""
 
 
 def _machine() -> dict[str, Any]:
