@@ -6,6 +6,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from worker.load_gauges import LoadGauges
 from worker.metrics import LATENCY_BUCKETS
 
 
@@ -35,15 +36,7 @@ class ApiMetrics:
             registry=r,
         )
         self.broker_up = Gauge("leadrouter_api_broker_up", "1 when connected", registry=r)
-        self.waiting = Gauge(
-            "leadrouter_waiting_interactions", "Interactions waiting for an operator", registry=r
-        )
-        self.operator_load = Gauge(
-            "leadrouter_operator_load", "Assigned interactions", ["operator_id"], registry=r
-        )
-        self.operator_limit = Gauge(
-            "leadrouter_operator_load_limit", "Load limit", ["operator_id"], registry=r
-        )
+        self.load = LoadGauges(r)
 
 
 class RequestMetricsMiddleware:

@@ -10,7 +10,7 @@ import asyncio
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from db.repositories.stats import OperatorLoadRow, StatsQueries
+from db.repositories.stats import StatsQueries
 from db.session import begin_read_only
 from worker.metrics import WorkerMetrics
 
@@ -41,16 +41,4 @@ class LoadSampler:
     async def sample_once(self) -> None:
         async with self.session_factory() as session:
             await begin_read_only(session)
-            query = StatsQueries(session)  # the same numbers the API's /stats reports
-            loads = await query.operator_loads()
-            waiting = await query.count_with_status("waiting")
-        self._publish(loads, waiting)
-
-    def _publish(self, loads: list[OperatorLoadRow], waiting: int) -> None:
-        """Replace the labelled series in one synchronous step: a scrape never sees a half set."""
-        self.metrics.waiting_backlog.set(waiting)
-        self.metrics.operator_load.clear()
-        self.metrics.operator_limit.clear()
-        for operator_id, _name, _active, current_load, load_limit in loads:
-            self.metrics.operator_load.labels(str(operator_id)).set(current_load)
-            self.metrics.operator_limit.labels(str(operator_id)).set(load_limit)
+            await self.metrics.load.refresh(StatsQueries(session))

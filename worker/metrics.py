@@ -1,6 +1,8 @@
 """Prometheus metrics of one worker, on a registry of its own (no process-global state)."""
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Histogram
+
+from worker.load_gauges import LoadGauges
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 
@@ -42,15 +44,7 @@ class WorkerMetrics:
             buckets=LATENCY_BUCKETS,
             registry=r,
         )
-        self.waiting_backlog = Gauge(
-            "leadrouter_waiting_interactions", "Interactions waiting for an operator", registry=r
-        )
-        self.operator_load = Gauge(
-            "leadrouter_operator_load", "Assigned interactions", ["operator_id"], registry=r
-        )
-        self.operator_limit = Gauge(
-            "leadrouter_operator_load_limit", "Load limit", ["operator_id"], registry=r
-        )
+        self.load = LoadGauges(r)
 
 
 def reason_label(reason: str) -> str:

@@ -11,6 +11,7 @@ from random import Random
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from db.models import OutboxEvent
 from db.repositories.interactions import InteractionCRUD, InteractionFacts
 from db.repositories.leads import LeadCRUD
 from db.repositories.outbox import OutboxCRUD
@@ -168,15 +169,7 @@ class Router:
             message_id = request.envelope.message_id
             if message_id in known:
                 stored = first_events[known[message_id]]
-                self._replay(
-                    request.key,
-                    request.envelope,
-                    stored.body,
-                    stored.event_id,
-                    stored.routing_key,
-                    known[message_id],
-                    request.command.source_id,
-                )
+                self._replay(request.key, request.envelope, stored, request.command.source_id)
             elif message_id and message_id in primaries:
                 self._followers.append((request, primaries[message_id].key))
             else:
@@ -268,15 +261,7 @@ class Router:
             elif interaction_id in first_close:
                 self._followers.append((request, first_close[interaction_id]))
             elif stored is not None:
-                self._replay(
-                    request.key,
-                    request.envelope,
-                    stored.body,
-                    stored.event_id,
-                    stored.routing_key,
-                    interaction_id,
-                    found.source_id,
-                )
+                self._replay(request.key, request.envelope, stored, found.source_id)
             else:  # open, or closed without an event (the spec's bare set_inactive)
                 first_close[interaction_id] = request.key
                 closing.append((request, found))
@@ -335,22 +320,20 @@ class Router:
             facts.id, facts.status, facts.operator_id, facts.source_id, event
         )
 
-    def _replay(
-        self,
-        key: int,
-        envelope: Envelope,
-        body: str,
-        event_id: str,
-        routing_key: str,
-        interaction_id: int,
-        source_id: int,
-    ) -> None:
+    def _replay(self, key: int, envelope: Envelope, stored: OutboxEvent, source_id: int) -> None:
+        """Send a stored event again, addressed to this command's correlation_id/reply_to."""
         event = PendingEvent(
-            event_id, routing_key, body, envelope.correlation_id, envelope.reply_to
+            stored.event_id,
+            stored.routing_key,
+            stored.body,
+            envelope.correlation_id,
+            envelope.reply_to,
         )
         self.outcome.events.append(event)
-        status = routing_key.removeprefix("interaction.")
-        self.outcome.results[key] = Routed(interaction_id, status, None, source_id, event, True)
+        status = stored.routing_key.removeprefix("interaction.")
+        self.outcome.results[key] = Routed(
+            stored.interaction_id, status, None, source_id, event, True
+        )
 
     def _copy_result(self, key: int, envelope: Envelope, of_key: int) -> None:
         original = self.outcome.results.get(of_key)

@@ -13,13 +13,6 @@ router = APIRouter(tags=["metrics"])
 async def metrics(state: StateDep, session: SessionDep) -> Response:
     m = state.metrics
     async with session.begin():
-        stats = StatsQueries(session)
-        loads = await stats.operator_loads()
-        m.waiting.set(await stats.count_with_status("waiting"))
-    m.operator_load.clear()
-    m.operator_limit.clear()
-    for op_id, _name, _active, load, limit in loads:
-        m.operator_load.labels(str(op_id)).set(load)
-        m.operator_limit.labels(str(op_id)).set(limit)
+        await m.load.refresh(StatsQueries(session))
     m.broker_up.set(1 if state.broker.is_up else 0)
     return Response(generate_latest(m.registry), media_type=CONTENT_TYPE_LATEST)
