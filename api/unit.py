@@ -11,6 +11,7 @@ from api.state import ApiState
 from db.errors import is_transient
 from db.models import Interaction
 from db.repositories.interactions import InteractionCRUD
+from db.routing_store.orm import OrmRoutingStore
 from worker.commands import PendingEvent
 from worker.retry import retry_transient
 from worker.routing import Router
@@ -42,7 +43,7 @@ class UnitOfWork:
     async def _once(self, work: Callable[[Router], Awaitable[T]]) -> tuple[T, list[PendingEvent]]:
         self.session.expunge_all()
         async with self.session.begin():
-            router = Router(self.session, self.state.rng)
+            router = Router(OrmRoutingStore(self.session), self.state.rng)
             result = await work(router)
         return result, router.outcome.events
 

@@ -17,7 +17,7 @@ from aio_pika.abc import AbstractIncomingMessage
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from db.errors import is_transient
-from db.repositories.outbox import OutboxCRUD
+from db.routing_store.orm import OrmRoutingStore
 from db.types import utcnow
 from worker.commands import CloseRequest, CreateRequest, Envelope, Refused, Routed, RoutingOutcome
 from worker.metrics import WorkerMetrics, reason_label
@@ -164,8 +164,9 @@ class BatchProcessor:
         creates = [r for r in requests if isinstance(r, CreateRequest)]
         closes = [r for r in requests if isinstance(r, CloseRequest)]
         async with self.session_factory() as session, session.begin():
-            await OutboxCRUD(session).mark_published(marks, utcnow())
-            return await Router(session, self.rng).route_batch(creates, closes)
+            store = OrmRoutingStore(session)
+            await store.mark_published(marks, utcnow())
+            return await Router(store, self.rng).route_batch(creates, closes)
 
     async def _route_one_by_one(self, requests: Sequence[Request]) -> RoutingOutcome:
         merged = RoutingOutcome()

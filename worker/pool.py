@@ -3,10 +3,8 @@
 from collections import defaultdict
 from collections.abc import Iterable
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
-from db.repositories.operators import OperatorCRUD, OperatorState
-from db.repositories.settings import SourceOperatorSettingCRUD
+from db.repositories.operators import OperatorState
+from db.routing_store.protocol import RoutingStore
 from worker.choose import Candidate
 
 
@@ -31,14 +29,13 @@ class OperatorPool:
 
     @classmethod
     async def lock(
-        cls, session: AsyncSession, source_ids: Iterable[int], operator_ids: Iterable[int] = ()
+        cls, store: RoutingStore, source_ids: Iterable[int], operator_ids: Iterable[int] = ()
     ) -> "OperatorPool":
         """Lock every operator that serves these sources or is named, in one ordered statement."""
-        settings = SourceOperatorSettingCRUD(session)
         extra_ops = set(operator_ids)
-        sources = set(source_ids) | await settings.sources_served_by(extra_ops)
-        known, weights = await settings.weights_of_sources(sources)
-        states = await OperatorCRUD(session).lock_states({w[1] for w in weights} | extra_ops)
+        sources = set(source_ids) | await store.sources_served_by(extra_ops)
+        known, weights = await store.weights_of_sources(sources)
+        states = await store.lock_states({w[1] for w in weights} | extra_ops)
         return cls(states, weights, known)
 
     def candidates(self, source_id: int) -> list[Candidate]:
@@ -67,6 +64,6 @@ class OperatorPool:
             state.current_load -= 1
         self.deltas[operator_id] -= 1
 
-    async def flush(self, session: AsyncSession) -> None:
-        await OperatorCRUD(session).add_to_loads(self.deltas)
+    async def flush(self, store: RoutingStore) -> None:
+        await store.add_to_loads(self.deltas)
         self.deltas.clear()

@@ -9,12 +9,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from random import Random
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
-from db.models import OutboxEvent
-from db.repositories.interactions import InteractionCRUD, InteractionFacts
-from db.repositories.leads import LeadCRUD
-from db.repositories.outbox import OutboxCRUD
+from db.repositories.interactions import InteractionFacts
+from db.routing_store.protocol import RoutingStore, StoredEvent
 from db.types import utcnow
 from schemas.events import EventType
 from worker.choose import select_operator
@@ -34,14 +30,13 @@ DRAIN_CHUNK = 500
 
 
 class Router:
-    """One unit of routing work on one session; the caller commits (or rolls back) after."""
+    """One unit of routing work in one transaction of `store`; the caller commits (or rolls
+    back) after. The router decides, the store only reads and writes."""
 
-    def __init__(self, session: AsyncSession, rng: Random) -> None:
-        self.session = session
+    def __init__(self, store: RoutingStore, rng: Random) -> None:
+        self.store = store
         self.rng = rng
         self.now = utcnow()
-        self.interactions = InteractionCRUD(session)
-        self.outbox = OutboxCRUD(session)
         self.outcome = RoutingOutcome()
         self.pool = OperatorPool({}, [])
         self._outbox_rows: list[dict[str, object]] = []
@@ -62,7 +57,7 @@ class Router:
         }
         if freed_by - self.pool.states.keys():  # moved meanwhile (e.g. a manual assignment)
             self.pool = await OperatorPool.lock(
-                self.session, create_sources, freed_by | self.pool.states.keys()
+                self.store, create_sources, freed_by | self.pool.states.keys()
             )
         freed = await self._close(closing)
         await self._drain(self.pool.sources_served_by(freed))
@@ -81,21 +76,21 @@ class Router:
         interaction holds a lock on its operator or, for a drain, on every operator of its
         source; so: lock those first, read the facts after (READ COMMITTED: a fresh snapshot).
         """
-        glimpse = await self.interactions.facts(c.command.interaction_id for c in closes)
+        glimpse = await self.store.facts(c.command.interaction_id for c in closes)
         assigned_to = {
             f.operator_id
             for f in glimpse.values()
             if f.status == "assigned" and f.operator_id is not None
         }
         waiting_in = {f.source_id for f in glimpse.values() if f.status == "waiting"}
-        return await OperatorPool.lock(self.session, create_sources | waiting_in, assigned_to)
+        return await OperatorPool.lock(self.store, create_sources | waiting_in, assigned_to)
 
     async def drain(
         self, operator_ids: Iterable[int] = (), source_ids: Iterable[int] = ()
     ) -> RoutingOutcome:
         """Give waiting interactions to capacity that appeared outside a close (API changes)."""
         operator_ids, source_ids = set(operator_ids), set(source_ids)
-        self.pool = await OperatorPool.lock(self.session, source_ids, operator_ids)
+        self.pool = await OperatorPool.lock(self.store, source_ids, operator_ids)
         await self._drain(source_ids | self.pool.sources_served_by(operator_ids))
         await self._finish()
         return self.outcome
@@ -116,7 +111,7 @@ class Router:
         if previous is not None:
             self.pool.release(previous)
         facts.operator_id, facts.status = operator_id, "assigned"
-        await self.interactions.set_assigned({interaction_id: operator_id}, self.now)
+        await self.store.set_assigned({interaction_id: operator_id}, self.now)
         self._emit(facts, EventType.ASSIGNED, Envelope(None, facts.correlation_id, facts.reply_to))
         if previous is not None:
             await self._drain(self.pool.sources_served_by({previous}))
@@ -130,14 +125,14 @@ class Router:
         for _ in range(3):
             waiting_in = {facts.source_id} if facts.status == "waiting" else set()
             requested |= _holders(facts, operator_id)
-            self.pool = await OperatorPool.lock(self.session, waiting_in, requested)
+            self.pool = await OperatorPool.lock(self.store, waiting_in, requested)
             facts = await self._facts_of(interaction_id)  # fresh, now that nobody can move it
             if _holders(facts, operator_id) <= requested:
                 return facts
         raise AssignmentRefused(f"interaction {interaction_id} keeps changing; try again")
 
     async def _facts_of(self, interaction_id: int) -> InteractionFacts:
-        facts = (await self.interactions.facts([interaction_id])).get(interaction_id)
+        facts = (await self.store.facts([interaction_id])).get(interaction_id)
         if facts is None:
             raise AssignmentRefused(f"unknown interaction {interaction_id}", not_found=True)
         return facts
@@ -159,10 +154,10 @@ class Router:
         self, creates: Sequence[CreateRequest]
     ) -> list[CreateRequest]:
         """A message_id seen before makes no new interaction; its first event is sent again."""
-        known = await self.interactions.ids_by_message_id(
+        known = await self.store.ids_by_message_id(
             c.envelope.message_id for c in creates if c.envelope.message_id
         )
-        first_events = await self.outbox.first_events(known.values())
+        first_events = await self.store.first_events(known.values())
         fresh: list[CreateRequest] = []
         primaries: dict[str, CreateRequest] = {}
         for request in creates:
@@ -193,13 +188,13 @@ class Router:
     async def _assign_new(self, creates: Sequence[CreateRequest]) -> None:
         if not creates:
             return
-        lead_uuids = await LeadCRUD(self.session).upsert_many(c.command.email for c in creates)
+        lead_uuids = await self.store.upsert_leads(c.command.email for c in creates)
         operator_ids = [self._choose(c.command.source_id) for c in creates]
         rows = [
             self._new_row(request, lead_uuids[request.command.email], operator_id)
             for request, operator_id in zip(creates, operator_ids, strict=True)
         ]
-        ids = await self.interactions.insert_many(rows)
+        ids = await self.store.insert_interactions(rows)
         for request, operator_id, interaction_id in zip(creates, operator_ids, ids, strict=True):
             envelope = request.envelope
             facts = InteractionFacts(
@@ -246,8 +241,8 @@ class Router:
         self, closes: Sequence[CloseRequest]
     ) -> list[tuple[CloseRequest, InteractionFacts]]:
         """Refuse unknown ids, replay already-closed ones, return the rest with their facts."""
-        facts = await self.interactions.facts(c.command.interaction_id for c in closes)
-        already = await self.outbox.closed_events(
+        facts = await self.store.facts(c.command.interaction_id for c in closes)
+        already = await self.store.closed_events(
             i for i, f in facts.items() if f.status == "closed"
         )
         closing: list[tuple[CloseRequest, InteractionFacts]] = []
@@ -277,7 +272,7 @@ class Router:
                 freed.add(facts.operator_id)
             facts.status = "closed"
             self._record(request.key, facts, self._emit(facts, EventType.CLOSED, request.envelope))
-        await self.interactions.set_closed([facts.id for _, facts in closing], self.now)
+        await self.store.set_closed([facts.id for _, facts in closing], self.now)
         return freed
 
     # -- waiting -------------------------------------------------------------------------------
@@ -286,7 +281,7 @@ class Router:
         """Oldest waiting first, while any of these sources has a free operator."""
         after_id = 0
         while sources := source_ids & self.pool.sources_with_capacity():
-            waiting = await self.interactions.oldest_waiting(sources, after_id, DRAIN_CHUNK)
+            waiting = await self.store.oldest_waiting(sources, after_id, DRAIN_CHUNK)
             if not waiting:
                 return
             assignments: dict[int, int] = {}
@@ -300,7 +295,7 @@ class Router:
                 self._emit(
                     facts, EventType.ASSIGNED, Envelope(None, facts.correlation_id, facts.reply_to)
                 )
-            await self.interactions.set_assigned(assignments, self.now)
+            await self.store.set_assigned(assignments, self.now)
             after_id = waiting[-1].id
 
     # -- bookkeeping ---------------------------------------------------------------------------
@@ -320,7 +315,7 @@ class Router:
             facts.id, facts.status, facts.operator_id, facts.source_id, event
         )
 
-    def _replay(self, key: int, envelope: Envelope, stored: OutboxEvent, source_id: int) -> None:
+    def _replay(self, key: int, envelope: Envelope, stored: StoredEvent, source_id: int) -> None:
         """Send a stored event again, addressed to this command's correlation_id/reply_to."""
         event = PendingEvent(
             stored.event_id,
@@ -348,8 +343,8 @@ class Router:
 
     async def _finish(self) -> None:
         """Write what the transaction decided; repeated commands in the batch share its result."""
-        await self.pool.flush(self.session)
-        await self.outbox.add_many(self._outbox_rows)
+        await self.pool.flush(self.store)
+        await self.store.add_events(self._outbox_rows)
         for request, primary_key in self._followers:
             self._copy_result(request.key, request.envelope, primary_key)
 

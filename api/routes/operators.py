@@ -55,7 +55,7 @@ async def update_operator(
     changes = body.changes()
 
     async def apply(router: Router) -> Operator:
-        operator = await locked_operator(router.session, operator_id)
+        operator = await locked_operator(unit.session, operator_id)
         for field, value in changes.items():
             setattr(operator, field, value)
         if changes.keys() & CAPACITY_FIELDS:

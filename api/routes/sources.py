@@ -69,11 +69,11 @@ async def replace_weights(source_id: SourceId, body: SourceWeights, unit: UnitDe
     weights = body.as_dict()
 
     async def apply(router: Router) -> None:
-        await existing_source(router.session, source_id)
-        missing = weights.keys() - await OperatorCRUD(router.session).existing_ids(weights)
+        await existing_source(unit.session, source_id)
+        missing = weights.keys() - await OperatorCRUD(unit.session).existing_ids(weights)
         if missing:
             raise NotFound(f"unknown operator ids: {sorted(missing)}")
-        await SourceOperatorSettingCRUD(router.session).replace_source_weights(source_id, weights)
+        await SourceOperatorSettingCRUD(unit.session).replace_source_weights(source_id, weights)
         await router.drain(source_ids={source_id})
 
     await unit.routed(apply)

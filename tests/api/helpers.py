@@ -7,6 +7,7 @@ from typing import Any
 from httpx import AsyncClient, Response
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from db.routing_store.orm import OrmRoutingStore
 from schemas.messages import CreateInteraction
 from worker.commands import CreateRequest, Envelope, Routed
 from worker.routing import Router
@@ -53,7 +54,7 @@ async def route_new(
         for key in range(count)
     ]
     async with sessions() as session, session.begin():
-        outcome = await Router(session, Random(3)).route_batch(requests, [])
+        outcome = await Router(OrmRoutingStore(session), Random(3)).route_batch(requests, [])
     results = [outcome.results[r.key] for r in requests]
     assert all(isinstance(r, Routed) for r in results)
     return [r.interaction_id for r in results if isinstance(r, Routed)]

@@ -5,6 +5,7 @@ from random import Random
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from db.routing_store.orm import OrmRoutingStore
 from schemas.messages import CloseInteraction, CreateInteraction
 from tests.support import seed
 from worker.commands import CloseRequest, CreateRequest, Envelope, Routed, RoutingOutcome
@@ -17,7 +18,7 @@ async def route(
     sessions: Sessions, creates: list[CreateRequest], closes: list[CloseRequest]
 ) -> RoutingOutcome:
     async with sessions() as session, session.begin():
-        return await Router(session, Random(3)).route_batch(creates, closes)
+        return await Router(OrmRoutingStore(session), Random(3)).route_batch(creates, closes)
 
 
 def create(key: int, email: str, source_id: int) -> CreateRequest:

@@ -1,0 +1,1 @@
+"""What a routing transaction reads and writes, behind one interface with two implementations."""

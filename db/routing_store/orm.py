@@ -1,0 +1,82 @@
+"""The routing store over an `AsyncSession`: the repositories, for any dialect SQLAlchemy speaks."""
+
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from db.models import OutboxEvent
+from db.repositories.interactions import InteractionCRUD, InteractionFacts
+from db.repositories.leads import LeadCRUD
+from db.repositories.operators import OperatorCRUD, OperatorState
+from db.repositories.outbox import OutboxCRUD
+from db.repositories.settings import SourceOperatorSettingCRUD
+from db.routing_store.protocol import StoredEvent
+
+
+class OrmRoutingStore:
+    """Statements of the caller's session and transaction; the caller commits."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+        self.interactions = InteractionCRUD(session)
+        self.outbox = OutboxCRUD(session)
+        self.settings = SourceOperatorSettingCRUD(session)
+        self.operators = OperatorCRUD(session)
+
+    async def sources_served_by(self, operator_ids: Iterable[int]) -> set[int]:
+        return await self.settings.sources_served_by(operator_ids)
+
+    async def weights_of_sources(
+        self, source_ids: Iterable[int]
+    ) -> tuple[set[int], list[tuple[int, int, int]]]:
+        return await self.settings.weights_of_sources(source_ids)
+
+    async def lock_states(self, operator_ids: Iterable[int]) -> dict[int, OperatorState]:
+        return await self.operators.lock_states(operator_ids)
+
+    async def add_to_loads(self, deltas: Mapping[int, int]) -> None:
+        await self.operators.add_to_loads(deltas)
+
+    async def ids_by_message_id(self, message_ids: Iterable[str]) -> dict[str, int]:
+        return await self.interactions.ids_by_message_id(message_ids)
+
+    async def facts(self, interaction_ids: Iterable[int]) -> dict[int, InteractionFacts]:
+        return await self.interactions.facts(interaction_ids)
+
+    async def oldest_waiting(
+        self, source_ids: Iterable[int], after_id: int, limit: int
+    ) -> list[InteractionFacts]:
+        return await self.interactions.oldest_waiting(source_ids, after_id, limit)
+
+    async def upsert_leads(self, emails: Iterable[str]) -> dict[str, str]:
+        return await LeadCRUD(self.session).upsert_many(emails)
+
+    async def insert_interactions(self, rows: Sequence[dict[str, Any]]) -> list[int]:
+        return await self.interactions.insert_many(rows)
+
+    async def set_closed(self, interaction_ids: Iterable[int], now: datetime) -> None:
+        await self.interactions.set_closed(interaction_ids, now)
+
+    async def set_assigned(self, assignments: Mapping[int, int], now: datetime) -> None:
+        await self.interactions.set_assigned(dict(assignments), now)
+
+    async def first_events(self, interaction_ids: Iterable[int]) -> dict[int, StoredEvent]:
+        return _stored(await self.outbox.first_events(interaction_ids))
+
+    async def closed_events(self, interaction_ids: Iterable[int]) -> dict[int, StoredEvent]:
+        return _stored(await self.outbox.closed_events(interaction_ids))
+
+    async def add_events(self, rows: Sequence[dict[str, Any]]) -> None:
+        await self.outbox.add_many(rows)
+
+    async def mark_published(self, event_ids: Iterable[str], now: datetime) -> None:
+        await self.outbox.mark_published(event_ids, now)
+
+
+def _stored(events: dict[int, OutboxEvent]) -> dict[int, StoredEvent]:
+    return {
+        i: StoredEvent(e.interaction_id, e.event_id, e.routing_key, e.body)
+        for i, e in events.items()
+    }

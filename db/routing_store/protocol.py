@@ -1,0 +1,72 @@
+"""The statements a routing transaction needs, as one interface.
+
+The router decides; a store only reads and writes. Two stores implement it: `OrmRoutingStore`
+(SQLAlchemy, any dialect, used by the API and by workers on PostgreSQL) and `SqliteRoutingStore`
+(plain `sqlite3` on the worker's own thread, where SQLAlchemy's per-statement cost and the
+thread hop per statement were most of the worker's database time).
+"""
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+from db.repositories.interactions import InteractionFacts
+from db.repositories.operators import OperatorState
+
+
+@dataclass(frozen=True)
+class StoredEvent:
+    """An event as the outbox holds it: what a repeated command gets sent again."""
+
+    interaction_id: int
+    event_id: str
+    routing_key: str
+    body: str
+
+
+class RoutingStore(Protocol):
+    # -- operators and weights: read under lock ------------------------------------------------
+    async def sources_served_by(self, operator_ids: Iterable[int]) -> set[int]: ...
+
+    async def weights_of_sources(
+        self, source_ids: Iterable[int]
+    ) -> tuple[set[int], list[tuple[int, int, int]]]:
+        """Which of these sources exist, and their (source_id, operator_id, weight) rows."""
+        ...
+
+    async def lock_states(self, operator_ids: Iterable[int]) -> dict[int, OperatorState]: ...
+
+    async def add_to_loads(self, deltas: Mapping[int, int]) -> None: ...
+
+    # -- interactions and leads ----------------------------------------------------------------
+    async def ids_by_message_id(self, message_ids: Iterable[str]) -> dict[str, int]: ...
+
+    async def facts(self, interaction_ids: Iterable[int]) -> dict[int, InteractionFacts]: ...
+
+    async def oldest_waiting(
+        self, source_ids: Iterable[int], after_id: int, limit: int
+    ) -> list[InteractionFacts]: ...
+
+    async def upsert_leads(self, emails: Iterable[str]) -> dict[str, str]:
+        """Every e-mail's Lead uuid, creating the missing Leads."""
+        ...
+
+    async def insert_interactions(self, rows: Sequence[dict[str, Any]]) -> list[int]:
+        """Insert the rows; returns their new ids in row order."""
+        ...
+
+    async def set_closed(self, interaction_ids: Iterable[int], now: datetime) -> None: ...
+
+    async def set_assigned(self, assignments: Mapping[int, int], now: datetime) -> None:
+        """interaction_id -> operator_id."""
+        ...
+
+    # -- outbox --------------------------------------------------------------------------------
+    async def first_events(self, interaction_ids: Iterable[int]) -> dict[int, StoredEvent]: ...
+
+    async def closed_events(self, interaction_ids: Iterable[int]) -> dict[int, StoredEvent]: ...
+
+    async def add_events(self, rows: Sequence[dict[str, Any]]) -> None: ...
+
+    async def mark_published(self, event_ids: Iterable[str], now: datetime) -> None: ...
