@@ -1,5 +1,7 @@
 """Which database failures are worth retrying. Everything not named here is permanent."""
 
+import sqlite3
+
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
 _TRANSIENT_SQLSTATES = {
@@ -18,6 +20,8 @@ def is_transient(exc: BaseException) -> bool:
     """True for errors a later attempt can succeed on: locks, lost connections, races."""
     if isinstance(exc, (ConnectionError, TimeoutError, OSError)):
         return True
+    if isinstance(exc, sqlite3.Error):  # the worker's SQLite lane talks to sqlite3 directly
+        return _sqlite_raw_transient(exc)
     if isinstance(exc, DBAPIError) and exc.connection_invalidated:
         return True
     if isinstance(exc, IntegrityError):
@@ -44,3 +48,12 @@ def _sqlite_busy(exc: DBAPIError) -> bool:
 def _pg_connection(exc: DBAPIError) -> bool:
     text = str(exc.orig).lower()
     return "connection" in text and ("closed" in text or "lost" in text or "refused" in text)
+
+
+def _sqlite_raw_transient(exc: sqlite3.Error) -> bool:
+    text = str(exc).lower()
+    if isinstance(exc, sqlite3.IntegrityError):
+        return "message_id" in text or "leads.email" in text
+    return isinstance(exc, sqlite3.OperationalError) and any(
+        t in text for t in _TRANSIENT_SQLITE_TEXT
+    )

@@ -16,6 +16,16 @@ SQLITE_BUSY_TIMEOUT_MS = 5000
 # it grows (a fresh database routed 25 % slower than one holding a million rows); custom plans
 # cost a little planning per run and stay right. See bench/README.md.
 POSTGRES_SERVER_SETTINGS = {"plan_cache_mode": "force_custom_plan"}
+SQLITE_PRAGMAS = (
+    "PRAGMA journal_mode=WAL",
+    "PRAGMA synchronous=NORMAL",
+    "PRAGMA foreign_keys=ON",
+    f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}",
+    # Fewer, larger WAL checkpoints (each one syncs the database file) and a 64 MB page
+    # cache: the worker writes a few rows per message, all day long.
+    "PRAGMA wal_autocheckpoint=10000",
+    "PRAGMA cache_size=-65536",
+)
 SQLITE_BEGIN = "sqlite_begin"  # execution option: "DEFERRED" for a read-only unit of work
 
 
@@ -43,14 +53,8 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
-        # Fewer, larger WAL checkpoints (each one syncs the database file) and a 64 MB page
-        # cache: the worker writes a few rows per message, all day long.
-        cursor.execute("PRAGMA wal_autocheckpoint=10000")
-        cursor.execute("PRAGMA cache_size=-65536")
+        for pragma in SQLITE_PRAGMAS:
+            cursor.execute(pragma)
         cursor.close()
 
     @event.listens_for(engine.sync_engine, "begin")

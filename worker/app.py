@@ -19,6 +19,7 @@ from aio_pika.abc import AbstractIncomingMessage, AbstractRobustConnection
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from schemas.settings import Settings
+from worker.lane import RoutingLane, open_lane
 from worker.metrics import WorkerMetrics
 from worker.parse import CommandKind
 from worker.pipeline import BatchProcessor, Delivery, PipelineConfig, RoutedBatch
@@ -92,20 +93,22 @@ class Worker:
         connection = await aio_pika.connect_robust(self.settings.amqp_url)
         self.connection = connection
         try:
-            running = await self._build(connection)
-            log.info(
-                "worker started",
-                prefetch=self.settings.prefetch_count,
-                batch_size=self.settings.batch_size,
-            )
-            self.ready.set()
-            yield running
+            async with open_lane(self.settings.database_url, self.session_factory) as lane:
+                running = await self._build(connection, lane)
+                log.info(
+                    "worker started",
+                    prefetch=self.settings.prefetch_count,
+                    batch_size=self.settings.batch_size,
+                    lane=type(lane).__name__,
+                )
+                self.ready.set()
+                yield running
         finally:
             self.ready.clear()
             await connection.close()
             log.info("worker stopped")
 
-    async def _build(self, connection: AbstractRobustConnection) -> _Running:
+    async def _build(self, connection: AbstractRobustConnection, lane: RoutingLane) -> _Running:
         consume_channel = await connection.channel()
         await consume_channel.set_qos(prefetch_count=self.settings.prefetch_count)
         topology = await declare_topology(consume_channel)
@@ -118,7 +121,9 @@ class Worker:
         )
         publisher = EventPublisher(publish_channel, events, dlx)
         config = PipelineConfig(self.settings.delivery_limit, self.settings.db_retry_attempts)
-        processor = BatchProcessor(self.session_factory, publisher, self.rng, config, self.metrics)
+        processor = BatchProcessor(
+            self.session_factory, lane, publisher, self.rng, config, self.metrics
+        )
         relay = OutboxRelay(self.session_factory, publisher)
         await relay.publish_pending(older_than=timedelta(0))
         tags = {

@@ -17,9 +17,10 @@ from aio_pika.abc import AbstractIncomingMessage
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from db.errors import is_transient
-from db.routing_store.orm import OrmRoutingStore
+from db.routing_store.protocol import RoutingStore
 from db.types import utcnow
 from worker.commands import CloseRequest, CreateRequest, Envelope, Refused, Routed, RoutingOutcome
+from worker.lane import RoutingLane
 from worker.metrics import WorkerMetrics, reason_label
 from worker.parse import CommandKind, parse_command, poison_reason
 from worker.publisher import EventPublisher
@@ -63,12 +64,14 @@ class BatchProcessor:
     def __init__(
         self,
         session_factory: async_sessionmaker[AsyncSession],
+        lane: RoutingLane,
         publisher: EventPublisher,
         rng: Random,
         config: PipelineConfig,
         metrics: WorkerMetrics,
     ) -> None:
         self.session_factory = session_factory
+        self.lane = lane
         self.publisher = publisher
         self.rng = rng
         self.config = config
@@ -163,10 +166,12 @@ class BatchProcessor:
     ) -> RoutingOutcome:
         creates = [r for r in requests if isinstance(r, CreateRequest)]
         closes = [r for r in requests if isinstance(r, CloseRequest)]
-        async with self.session_factory() as session, session.begin():
-            store = OrmRoutingStore(session)
+
+        async def work(store: RoutingStore) -> RoutingOutcome:
             await store.mark_published(marks, utcnow())
             return await Router(store, self.rng).route_batch(creates, closes)
+
+        return await self.lane.run(work)
 
     async def _route_one_by_one(self, requests: Sequence[Request]) -> RoutingOutcome:
         merged = RoutingOutcome()

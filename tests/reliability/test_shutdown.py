@@ -23,7 +23,9 @@ from tests.reliability.helpers import (
 )
 
 pytestmark = pytest.mark.slow
-MESSAGES = 2000
+# Well above what one worker holds at once (prefetch 1024 plus the batch it is routing), so the
+# SIGTERM lands mid-burst even when the worker is fast and its log is read late.
+MESSAGES = 5000
 EXIT_MARGIN_S = 5.0  # start-up of the event loop's shutdown, closing AMQP and the pool
 
 

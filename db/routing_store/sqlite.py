@@ -1,0 +1,207 @@
+"""The routing store in plain `sqlite3`, for the worker's SQLite lane.
+
+Its methods are coroutines that never suspend: the lane drives a whole routing transaction to
+completion on its own thread, one hand-off per batch (see `worker/sqlite_lane.py`). Values are
+written in the forms SQLAlchemy writes and reads on SQLite (naive UTC `DATETIME` text, JSON
+text, 0/1), so the API's ORM reads these rows like its own.
+"""
+
+import json
+import sqlite3
+import uuid
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from db.repositories.interactions import InteractionFacts
+from db.repositories.operators import OperatorState
+from db.routing_store.protocol import StoredEvent
+
+IN_CHUNK = 500  # ids per `IN (...)`: far below SQLite's limit on bound variables
+_FACTS = (
+    "SELECT i.id, i.lead_uuid, l.email, i.source_id, i.operator_id, i.status, i.message_id, "
+    "i.correlation_id, i.reply_to FROM interactions i JOIN leads l ON l.uuid = i.lead_uuid"
+)
+_INTERACTION_COLUMNS = (
+    "id, lead_uuid, source_id, operator_id, status, is_active, payload, message_id, "
+    "correlation_id, reply_to, created_at, assigned_at"
+)
+_EVENT_COLUMNS = "event_id, interaction_id, routing_key, body, correlation_id, reply_to, created_at"
+
+
+def sqlite_time(moment: datetime | None) -> str | None:
+    """SQLAlchemy's SQLite `DATETIME` text for a UTC moment (stored naive, microseconds kept)."""
+    if moment is None:
+        return None
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+
+
+def _marks(count: int) -> str:
+    return ",".join("?" * count)
+
+
+def _chunks(values: Iterable[Any]) -> Iterator[list[Any]]:
+    ordered = sorted(set(values))
+    for start in range(0, len(ordered), IN_CHUNK):
+        yield ordered[start : start + IN_CHUNK]
+
+
+class SqliteRoutingStore:
+    """Statements on the lane's connection, inside the transaction the lane began."""
+
+    def __init__(self, connection: sqlite3.Connection) -> None:
+        self.db = connection
+
+    def _rows_in(self, sql: str, values: Iterable[Any], *params: Any) -> list[Any]:
+        """`sql` with `{}` standing for an `IN (...)` list, run chunk by chunk."""
+        rows: list[Any] = []
+        for chunk in _chunks(values):
+            rows += self.db.execute(sql.format(_marks(len(chunk))), (*chunk, *params)).fetchall()
+        return rows
+
+    async def sources_served_by(self, operator_ids: Iterable[int]) -> set[int]:
+        sql = "SELECT source_id FROM source_operator_settings WHERE operator_id IN ({})"
+        return {row[0] for row in self._rows_in(sql, operator_ids)}
+
+    async def weights_of_sources(
+        self, source_ids: Iterable[int]
+    ) -> tuple[set[int], list[tuple[int, int, int]]]:
+        sql = (
+            "SELECT s.id, w.operator_id, w.weight FROM sources s "
+            "LEFT JOIN source_operator_settings w ON w.source_id = s.id WHERE s.id IN ({})"
+        )
+        rows = self._rows_in(sql, source_ids)
+        weights = [(s, o, w) for s, o, w in rows if o is not None and w is not None]
+        return {row[0] for row in rows}, weights
+
+    async def lock_states(self, operator_ids: Iterable[int]) -> dict[int, OperatorState]:
+        """No row locks on SQLite: the lane's BEGIN IMMEDIATE already holds the write lock."""
+        sql = "SELECT id, active, load_limit, current_load FROM operators WHERE id IN ({})"
+        rows = self._rows_in(sql, operator_ids)
+        return {i: OperatorState(i, bool(active), limit, load) for i, active, limit, load in rows}
+
+    async def add_to_loads(self, deltas: Mapping[int, int]) -> None:
+        self.db.executemany(
+            "UPDATE operators SET current_load = current_load + ? WHERE id = ?",
+            [(delta, op) for op, delta in deltas.items() if delta],
+        )
+
+    async def ids_by_message_id(self, message_ids: Iterable[str]) -> dict[str, int]:
+        sql = "SELECT message_id, id FROM interactions WHERE message_id IN ({})"
+        return {str(m): i for m, i in self._rows_in(sql, message_ids)}
+
+    async def facts(self, interaction_ids: Iterable[int]) -> dict[int, InteractionFacts]:
+        rows = self._rows_in(_FACTS + " WHERE i.id IN ({})", interaction_ids)
+        return {row[0]: InteractionFacts(*row) for row in rows}
+
+    async def oldest_waiting(
+        self, source_ids: Iterable[int], after_id: int, limit: int
+    ) -> list[InteractionFacts]:
+        wanted = sorted(set(source_ids))
+        sql = (
+            f"{_FACTS} WHERE i.status = 'waiting' AND i.source_id IN ({_marks(len(wanted))}) "
+            "AND i.id > ? ORDER BY i.id LIMIT ?"
+        )
+        rows = self.db.execute(sql, (*wanted, after_id, limit)).fetchall()
+        return [InteractionFacts(*row) for row in rows]
+
+    async def upsert_leads(self, emails: Iterable[str]) -> dict[str, str]:
+        """Known leads read, the rest inserted: the write lock rules out a racing insert."""
+        wanted = set(emails)
+        found = dict(self._rows_in("SELECT email, uuid FROM leads WHERE email IN ({})", wanted))
+        fresh = {email: str(uuid.uuid4()) for email in sorted(wanted - found.keys())}
+        if fresh:
+            now = sqlite_time(datetime.now(UTC))
+            self.db.executemany(
+                "INSERT INTO leads (uuid, email, created_at) VALUES (?, ?, ?)",
+                [(lead_uuid, email, now) for email, lead_uuid in fresh.items()],
+            )
+        return found | fresh
+
+    async def insert_interactions(self, rows: Sequence[dict[str, Any]]) -> list[int]:
+        """Ids after the current maximum: nobody else can insert while the lane holds the lock."""
+        top = self.db.execute("SELECT coalesce(max(id), 0) FROM interactions").fetchone()[0]
+        ids = list(range(top + 1, top + 1 + len(rows)))
+        self.db.executemany(
+            f"INSERT INTO interactions ({_INTERACTION_COLUMNS}) VALUES ({_marks(12)})",
+            [_interaction_values(i, row) for i, row in zip(ids, rows, strict=True)],
+        )
+        return ids
+
+    async def set_closed(self, interaction_ids: Iterable[int], now: datetime) -> None:
+        at = sqlite_time(now)
+        self.db.executemany(
+            "UPDATE interactions SET status = 'closed', is_active = 0, closed_at = ? WHERE id = ?",
+            [(at, i) for i in interaction_ids],
+        )
+
+    async def set_assigned(self, assignments: Mapping[int, int], now: datetime) -> None:
+        at = sqlite_time(now)
+        self.db.executemany(
+            "UPDATE interactions SET operator_id = ?, status = 'assigned', assigned_at = ? "
+            "WHERE id = ?",
+            [(op, at, i) for i, op in assignments.items()],
+        )
+
+    async def first_events(self, interaction_ids: Iterable[int]) -> dict[int, StoredEvent]:
+        return self._events_where(interaction_ids, "")
+
+    async def closed_events(self, interaction_ids: Iterable[int]) -> dict[int, StoredEvent]:
+        return self._events_where(interaction_ids, " AND routing_key = 'interaction.closed'")
+
+    def _events_where(
+        self, interaction_ids: Iterable[int], condition: str
+    ) -> dict[int, StoredEvent]:
+        """Per interaction, its first event (that matches `condition`)."""
+        sql = (
+            "SELECT interaction_id, event_id, routing_key, body FROM outbox_events WHERE id IN "
+            "(SELECT min(id) FROM outbox_events WHERE interaction_id IN ({})"
+            + condition  # a constant without braces, so `.format` leaves it alone
+            + " GROUP BY interaction_id)"
+        )
+        return {row[0]: StoredEvent(*row) for row in self._rows_in(sql, interaction_ids)}
+
+    async def add_events(self, rows: Sequence[dict[str, Any]]) -> None:
+        self.db.executemany(
+            f"INSERT INTO outbox_events ({_EVENT_COLUMNS}) VALUES ({_marks(7)})",
+            [_event_values(row) for row in rows],
+        )
+
+    async def mark_published(self, event_ids: Iterable[str], now: datetime) -> None:
+        at = sqlite_time(now)
+        for chunk in _chunks(event_ids):
+            self.db.execute(
+                "UPDATE outbox_events SET published_at = ? "
+                f"WHERE event_id IN ({_marks(len(chunk))}) AND published_at IS NULL",
+                (at, *chunk),
+            )
+
+
+def _interaction_values(interaction_id: int, row: Mapping[str, Any]) -> tuple[Any, ...]:
+    payload = row["payload"]
+    return (
+        interaction_id,
+        row["lead_uuid"],
+        row["source_id"],
+        row["operator_id"],
+        row["status"],
+        1 if row["is_active"] else 0,
+        None if payload is None else json.dumps(payload),
+        row["message_id"],
+        row["correlation_id"],
+        row["reply_to"],
+        sqlite_time(row["created_at"]),
+        sqlite_time(row["assigned_at"]),
+    )
+
+
+def _event_values(row: Mapping[str, Any]) -> tuple[Any, ...]:
+    return (
+        row["event_id"],
+        row["interaction_id"],
+        row["routing_key"],
+        row["body"],
+        row["correlation_id"],
+        row["reply_to"],
+        sqlite_time(row["created_at"]),
+    )

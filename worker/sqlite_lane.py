@@ -1,0 +1,72 @@
+"""SQLite routing transactions on one thread of their own, one hand-off per batch.
+
+Through SQLAlchemy and aiosqlite every statement of a batch costs a hop to aiosqlite's thread
+and back, plus SQLAlchemy's per-row work on the event loop's thread; with about a dozen
+statements per batch that was most of the worker's database time, and each hop waited behind
+whatever the busy event loop had queued. Here the router's coroutine runs to completion on the
+lane's thread (its `SqliteRoutingStore` never suspends), so a batch is one hand-off.
+"""
+
+import asyncio
+import sqlite3
+from collections.abc import Awaitable, Callable, Coroutine
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+from db.routing_store.protocol import RoutingStore
+from db.routing_store.sqlite import SqliteRoutingStore
+from db.session import SQLITE_PRAGMAS
+
+T = TypeVar("T")
+
+
+class SqliteLane:
+    """A connection that only its thread touches; transactions begin IMMEDIATE, as the
+    engine's do, so the write lock is held from the first read of the operators' loads."""
+
+    def __init__(self, executor: ThreadPoolExecutor, connection: sqlite3.Connection) -> None:
+        self._executor = executor
+        self._connection = connection
+
+    @classmethod
+    async def open(cls, path: str) -> "SqliteLane":
+        executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-lane")
+        connection = await asyncio.get_running_loop().run_in_executor(executor, _connect, path)
+        return cls(executor, connection)
+
+    async def run(self, work: Callable[[RoutingStore], Awaitable[T]]) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, self._transaction, work)
+
+    async def close(self) -> None:
+        await asyncio.get_running_loop().run_in_executor(self._executor, self._connection.close)
+        self._executor.shutdown(wait=True)
+
+    def _transaction(self, work: Callable[[RoutingStore], Awaitable[T]]) -> T:
+        self._connection.execute("BEGIN IMMEDIATE")
+        try:
+            result = run_to_completion(work(SqliteRoutingStore(self._connection)))
+            self._connection.execute("COMMIT")
+        except BaseException:
+            if self._connection.in_transaction:
+                self._connection.execute("ROLLBACK")
+            raise
+        return result
+
+
+def run_to_completion(awaitable: Awaitable[T]) -> T:
+    """Drive a coroutine that never suspends, without an event loop."""
+    coroutine: Coroutine[Any, Any, T] = awaitable  # type: ignore[assignment]
+    try:
+        coroutine.send(None)
+    except StopIteration as done:
+        return done.value  # type: ignore[no-any-return]
+    coroutine.close()
+    raise RuntimeError("routing work suspended on the SQLite lane; its store must not await")
+
+
+def _connect(path: str) -> sqlite3.Connection:
+    connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    for pragma in SQLITE_PRAGMAS:
+        connection.execute(pragma)
+    return connection
