@@ -6,6 +6,7 @@ on that port for as long as it runs.
 
 import asyncio
 import contextlib
+import gc
 import signal
 from collections.abc import AsyncIterator
 
@@ -35,6 +36,10 @@ async def run_worker(
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, worker.request_stop)
+        # Everything imported and built so far lives as long as the process: out of the
+        # collector's sight, a full collection walks only what the work creates. Measured
+        # in the latency bench: gen-2 pauses of 56-105 ms became 2-9 ms (bench/README.md).
+        gc.freeze()
         async with observed(worker, sessions, settings, metrics_host):
             await worker.run(burst=burst)
         return 0

@@ -18,6 +18,10 @@ from db.repositories.operators import OperatorState
 from db.routing_store.protocol import StoredEvent
 
 IN_CHUNK = 500  # ids per `IN (...)`: far below SQLite's limit on bound variables
+# Rows per multi-row INSERT. One statement per chunk, not `executemany`: the sqlite3 module
+# releases and re-takes the GIL around every row it steps, and each re-take can wait a whole
+# switch interval behind the busy event loop thread.
+INSERT_CHUNK = 500
 _FACTS = (
     "SELECT i.id, i.lead_uuid, l.email, i.source_id, i.operator_id, i.status, i.message_id, "
     "i.correlation_id, i.reply_to FROM interactions i JOIN leads l ON l.uuid = i.lead_uuid"
@@ -51,6 +55,13 @@ class SqliteRoutingStore:
 
     def __init__(self, connection: sqlite3.Connection) -> None:
         self.db = connection
+
+    def _insert(self, into: str, rows: Sequence[tuple[Any, ...]]) -> None:
+        """`INSERT INTO {into} VALUES (...), (...), ...`, one statement per INSERT_CHUNK rows."""
+        for start in range(0, len(rows), INSERT_CHUNK):
+            chunk = rows[start : start + INSERT_CHUNK]
+            values = ",".join([f"({_marks(len(chunk[0]))})"] * len(chunk))
+            self.db.execute(f"INSERT INTO {into} VALUES {values}", [v for r in chunk for v in r])
 
     def _rows_in(self, sql: str, values: Iterable[Any], *params: Any) -> list[Any]:
         """`sql` with `{}` standing for an `IN (...)` list, run chunk by chunk."""
@@ -112,20 +123,16 @@ class SqliteRoutingStore:
         fresh = {email: str(uuid.uuid4()) for email in sorted(wanted - found.keys())}
         if fresh:
             now = sqlite_time(datetime.now(UTC))
-            self.db.executemany(
-                "INSERT INTO leads (uuid, email, created_at) VALUES (?, ?, ?)",
-                [(lead_uuid, email, now) for email, lead_uuid in fresh.items()],
-            )
+            rows = [(lead_uuid, email, now) for email, lead_uuid in fresh.items()]
+            self._insert("leads (uuid, email, created_at)", rows)
         return found | fresh
 
     async def insert_interactions(self, rows: Sequence[dict[str, Any]]) -> list[int]:
         """Ids after the current maximum: nobody else can insert while the lane holds the lock."""
         top = self.db.execute("SELECT coalesce(max(id), 0) FROM interactions").fetchone()[0]
         ids = list(range(top + 1, top + 1 + len(rows)))
-        self.db.executemany(
-            f"INSERT INTO interactions ({_INTERACTION_COLUMNS}) VALUES ({_marks(12)})",
-            [_interaction_values(i, row) for i, row in zip(ids, rows, strict=True)],
-        )
+        values = [_interaction_values(i, row) for i, row in zip(ids, rows, strict=True)]
+        self._insert(f"interactions ({_INTERACTION_COLUMNS})", values)
         return ids
 
     async def set_closed(self, interaction_ids: Iterable[int], now: datetime) -> None:
@@ -162,10 +169,7 @@ class SqliteRoutingStore:
         return {row[0]: StoredEvent(*row) for row in self._rows_in(sql, interaction_ids)}
 
     async def add_events(self, rows: Sequence[dict[str, Any]]) -> None:
-        self.db.executemany(
-            f"INSERT INTO outbox_events ({_EVENT_COLUMNS}) VALUES ({_marks(7)})",
-            [_event_values(row) for row in rows],
-        )
+        self._insert(f"outbox_events ({_EVENT_COLUMNS})", [_event_values(row) for row in rows])
 
     async def mark_published(self, event_ids: Iterable[str], now: datetime) -> None:
         at = sqlite_time(now)

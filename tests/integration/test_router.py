@@ -1,24 +1,41 @@
 """The router inside one transaction, on SQLite and PostgreSQL: cases a broker cannot pin down
 (what several commands in the same batch do to each other)."""
 
+from collections.abc import AsyncIterator
 from random import Random
 
+import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from db.routing_store.orm import OrmRoutingStore
 from schemas.messages import CloseInteraction, CreateInteraction
 from tests.support import seed
 from worker.commands import CloseRequest, CreateRequest, Envelope, Routed, RoutingOutcome
+from worker.lane import RoutingLane, SessionLane, open_lane
 from worker.routing import Router
+from worker.sqlite_lane import SqliteLane
 
 Sessions = async_sessionmaker[AsyncSession]
 
 
+@pytest.fixture(params=["session-lane", "sqlite-lane"])
+async def lane(
+    request: pytest.FixtureRequest, database_url: str, sessions: Sessions
+) -> AsyncIterator[RoutingLane]:
+    """Every case runs through SQLAlchemy and, on SQLite, through the worker's sqlite3 lane."""
+    if request.param == "session-lane":
+        yield SessionLane(sessions)
+    elif not database_url.startswith("sqlite"):
+        pytest.skip("the sqlite3 lane is for SQLite")
+    else:
+        async with open_lane(database_url, sessions) as sqlite_lane:
+            assert isinstance(sqlite_lane, SqliteLane)
+            yield sqlite_lane
+
+
 async def route(
-    sessions: Sessions, creates: list[CreateRequest], closes: list[CloseRequest]
+    lane: RoutingLane, creates: list[CreateRequest], closes: list[CloseRequest]
 ) -> RoutingOutcome:
-    async with sessions() as session, session.begin():
-        return await Router(OrmRoutingStore(session), Random(3)).route_batch(creates, closes)
+    return await lane.run(lambda store: Router(store, Random(3)).route_batch(creates, closes))
 
 
 def create(key: int, email: str, source_id: int) -> CreateRequest:
@@ -36,20 +53,22 @@ def routed(outcome: RoutingOutcome, key: int) -> Routed:
     return result
 
 
-async def test_closing_a_waiting_one_with_the_one_that_frees_the_slot(sessions: Sessions) -> None:
+async def test_closing_a_waiting_one_with_the_one_that_frees_the_slot(
+    sessions: Sessions, lane: RoutingLane
+) -> None:
     """The drain after the first close must not give the slot to the interaction the same
     batch is closing: it stays closed and the operator ends with nothing assigned."""
     source = await seed.add_source(sessions, "s")
     operator = await seed.add_operator(sessions, "o", load_limit=1)
     await seed.set_weights(sessions, source, {operator: 10})
     first = await route(
-        sessions, [create(0, "a@example.com", source), create(1, "b@example.com", source)], []
+        lane, [create(0, "a@example.com", source), create(1, "b@example.com", source)], []
     )
     assigned, waiting = routed(first, 0), routed(first, 1)
     assert (assigned.status, waiting.status) == ("assigned", "waiting")
 
     second = await route(
-        sessions, [], [close(0, assigned.interaction_id), close(1, waiting.interaction_id)]
+        lane, [], [close(0, assigned.interaction_id), close(1, waiting.interaction_id)]
     )
 
     assert [e.routing_key for e in second.events] == ["interaction.closed"] * 2
@@ -59,17 +78,17 @@ async def test_closing_a_waiting_one_with_the_one_that_frees_the_slot(sessions: 
 
 
 async def test_a_close_frees_the_slot_for_a_create_in_the_same_batch_after_older_waiting(
-    sessions: Sessions,
+    sessions: Sessions, lane: RoutingLane
 ) -> None:
     source = await seed.add_source(sessions, "s")
     operator = await seed.add_operator(sessions, "o", load_limit=1)
     await seed.set_weights(sessions, source, {operator: 10})
     first = await route(
-        sessions, [create(0, "a@example.com", source), create(1, "b@example.com", source)], []
+        lane, [create(0, "a@example.com", source), create(1, "b@example.com", source)], []
     )
 
     second = await route(
-        sessions, [create(5, "c@example.com", source)], [close(0, routed(first, 0).interaction_id)]
+        lane, [create(5, "c@example.com", source)], [close(0, routed(first, 0).interaction_id)]
     )
 
     # The older waiting interaction takes the freed slot before the new one.
