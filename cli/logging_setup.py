@@ -3,11 +3,15 @@
 JSON when not on a terminal (or LOG_FORMAT=json), coloured console otherwise.
 """
 
+import atexit
 import logging
 import sys
-from typing import Literal
+from collections.abc import Callable
+from typing import Any, Literal
 
 import structlog
+
+from cli.log_writer import LoopBatchedWriter
 
 
 def configure_logging(log_format: Literal["console", "json"], level: int = logging.INFO) -> None:
@@ -25,7 +29,7 @@ def configure_logging(log_format: Literal["console", "json"], level: int = loggi
     )
     structlog.configure(
         processors=[*shared, _format_exc_info(log_format), renderer],
-        logger_factory=structlog.WriteLoggerFactory(file=sys.stderr),
+        logger_factory=_writer_factory(),
         wrapper_class=structlog.make_filtering_bound_logger(level),
         cache_logger_on_first_use=True,
     )
@@ -44,6 +48,12 @@ def configure_logging(log_format: Literal["console", "json"], level: int = loggi
     root.setLevel(level)
     for noisy in ("aio_pika", "aiormq", "sqlalchemy.engine", "alembic.runtime.plugins"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def _writer_factory() -> Callable[..., Any]:
+    writer = LoopBatchedWriter(sys.stderr)
+    atexit.register(writer.flush)
+    return lambda *_args: writer
 
 
 def _format_exc_info(log_format: str) -> structlog.typing.Processor:

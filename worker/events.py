@@ -1,6 +1,5 @@
 """Building an event once: the outbox row and the message to publish share one body and id."""
 
-import uuid
 from datetime import datetime
 from typing import Any
 
@@ -10,6 +9,7 @@ from worker.commands import PendingEvent
 
 
 def build_event(
+    event_id: str,
     facts: InteractionFacts,
     event_type: EventType,
     now: datetime,
@@ -17,7 +17,7 @@ def build_event(
     reply_to: str | None,
 ) -> tuple[PendingEvent, dict[str, Any]]:
     event = InteractionEvent(
-        event_id=str(uuid.uuid4()),
+        event_id=event_id,
         type=event_type,
         interaction_id=facts.id,
         lead_uuid=facts.lead_uuid,

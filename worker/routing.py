@@ -12,6 +12,7 @@ from random import Random
 from db.repositories.interactions import InteractionFacts
 from db.routing_store.protocol import RoutingStore, StoredEvent
 from db.types import utcnow
+from db.uuids import UuidSource
 from schemas.events import EventType
 from worker.choose import select_operator
 from worker.commands import (
@@ -37,6 +38,7 @@ class Router:
         self.store = store
         self.rng = rng
         self.now = utcnow()
+        self.new_event_id = UuidSource()
         self.outcome = RoutingOutcome()
         self.pool = OperatorPool({}, [])
         self._outbox_rows: list[dict[str, object]] = []
@@ -304,7 +306,12 @@ class Router:
         self, facts: InteractionFacts, event_type: EventType, envelope: Envelope
     ) -> PendingEvent:
         event, row = build_event(
-            facts, event_type, self.now, envelope.correlation_id, envelope.reply_to
+            self.new_event_id(),
+            facts,
+            event_type,
+            self.now,
+            envelope.correlation_id,
+            envelope.reply_to,
         )
         self._outbox_rows.append(row)
         self.outcome.events.append(event)
