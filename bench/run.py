@@ -12,7 +12,7 @@ from bench.broker import private_vhost
 from bench.ceiling import measure_ceiling
 from bench.cpu import StageRate
 from bench.database import fresh_database, preload_history, seed
-from bench.latency import measure_latency
+from bench.latency import WARMUP_S, measure_latency
 from bench.pipeline import measure_pipeline
 from cli import event_loop
 from schemas.settings import Settings
@@ -28,6 +28,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         type=float,
         default=10.0,
         help="duration of the steady-load latency stage",
+    )
+    parser.add_argument(
+        "--latency-warmup-seconds",
+        type=float,
+        default=WARMUP_S,
+        help="load before the latency stage starts counting (reported apart)",
     )
     parser.add_argument(
         "--history",
@@ -106,11 +112,19 @@ async def _latency_stage(
     rate = sqlite["per_s"] / 2
     async with fresh_database("sqlite", None) as url:
         source_ids = await seed(url)
-        latency = await measure_latency(amqp_url, url, source_ids, rate, args.latency_seconds)
+        latency = await measure_latency(
+            amqp_url,
+            url,
+            source_ids,
+            rate,
+            args.latency_seconds,
+            warmup_s=args.latency_warmup_seconds,
+        )
     _say(
-        f"latency at {rate:,.0f}/s on SQLite (half the measured rate): "
+        f"latency at {rate:,.0f}/s on SQLite (half the measured rate), "
+        f"{args.latency_seconds:g} s after a {latency['warmup_s']:g} s warm-up: "
         f"p50 {latency['p50_ms']} ms, p99 {latency['p99_ms']} ms, max {latency['max_ms']} ms"
-        f"{_shares_note(latency)}"
+        f" (warm-up p99 {latency['warmup_p99_ms']} ms){_shares_note(latency)}"
     )
     return latency
 
