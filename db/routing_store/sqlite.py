@@ -6,6 +6,7 @@ written in the forms SQLAlchemy writes and reads on SQLite (naive UTC `DATETIME`
 text, 0/1), so the API's ORM reads these rows like its own.
 """
 
+import functools
 import json
 import sqlite3
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -39,6 +40,7 @@ _INTERACTION_COLUMNS = (
 _EVENT_COLUMNS = "event_id, interaction_id, routing_key, body, correlation_id, reply_to, created_at"
 
 
+@functools.lru_cache(maxsize=8)  # a batch writes one `now` into every row it touches
 def sqlite_time(moment: datetime | None) -> str | None:
     """SQLAlchemy's SQLite `DATETIME` text for a UTC moment (stored naive, microseconds kept)."""
     if moment is None:
