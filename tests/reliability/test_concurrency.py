@@ -1,6 +1,7 @@
 """Issue 4.4, concurrency on PostgreSQL: three worker processes, small limits, creates and closes
-interleaved. The invariants are checked by the database itself at every commit, not sampled:
-the test installs triggers in its own database that record any violation in `test_violations`.
+interleaved (and, at the end, two workers on one SQLite file). The invariants are checked by
+the database itself at every commit, not sampled: the test installs triggers in its own
+database that record any violation in `test_violations`.
 
 - at each commit that touches an operator or an interaction: assigned(op) <= load_limit and
   current_load == assigned(op) (deferred constraint triggers: they see the committed state plus
@@ -8,12 +9,14 @@ the test installs triggers in its own database that record any violation in `tes
 - at each assignment: no older interaction of the same source is still waiting (FIFO drain).
 """
 
+import sqlite3
 import uuid
 
 import asyncpg
 import pytest
 from aio_pika.abc import AbstractChannel
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
+from sqlalchemy.engine import make_url
 
 from db.models import Lead, Operator
 from tests.reliability.conftest import FleetFactory, Sessions, asyncpg_dsn
@@ -164,3 +167,52 @@ async def fetch(postgres_url: str, query: str) -> list[tuple[object, ...]]:
         return [tuple(row) for row in await connection.fetch(query)]
     finally:
         await connection.close()
+
+
+# SQLite has no deferred triggers: these check the limit after every row written, inside the
+# transaction, which is stricter than at commit.
+SQLITE_LIMIT_TRIGGERS = [
+    "CREATE TABLE test_violations (id INTEGER PRIMARY KEY, detail TEXT NOT NULL)",
+    *(
+        f"""CREATE TRIGGER test_limit_{when} AFTER {event} ON interactions
+        WHEN NEW.status = 'assigned' AND (
+            SELECT count(*) FROM interactions WHERE operator_id = NEW.operator_id
+            AND status = 'assigned') > (SELECT load_limit FROM operators WHERE id = NEW.operator_id)
+        BEGIN
+            INSERT INTO test_violations (detail) VALUES ('over limit: ' || NEW.operator_id);
+        END"""
+        for when, event in (("insert", "INSERT"), ("update", "UPDATE OF status, operator_id"))
+    ),
+]
+
+
+async def test_two_sqlite_workers_keep_limits_and_loads_exact(
+    sqlite_url: str,
+    sqlite_sessions: Sessions,
+    workers: FleetFactory,
+    channel: AbstractChannel,
+    bot: Bot,
+) -> None:
+    """The same story on one SQLite file shared by two workers, each routing through its own
+    `sqlite3` lane: `BEGIN IMMEDIATE` must keep them as exact as PostgreSQL's row locks."""
+    source, _ = await one_source(sqlite_sessions, LIMITS)
+    with sqlite3.connect(make_url(sqlite_url).database or "") as connection:
+        for statement in SQLITE_LIMIT_TRIGGERS:
+            connection.execute(statement)
+    log = await event_log(channel)
+    async with workers(sqlite_url, prefetch_count=20, batch_size=10) as fleet:
+        started = [await fleet.start(f"w{n}") for n in range(2)]
+        emails = [f"Lead{n % EMAILS}@Example.com " for n in range(MESSAGES)]
+        message_ids = await publish_creates(channel, emails, source, uuid.uuid4().hex[:8])
+        await close_as_they_come(log, bot)
+        await assert_every_event_published(sqlite_sessions, log, within=10)
+
+    async with sqlite_sessions() as session:
+        violations = (await session.execute(text("SELECT detail FROM test_violations"))).all()
+    assert violations == []
+    assert all(worker.events("interaction created") for worker in started), "a worker idled"
+    assert all(w.events("worker started")[0].get("lane") == "SqliteLane" for w in started)
+    await assert_exactly_once(sqlite_sessions, message_ids)
+    assert await scalar(sqlite_sessions, select(func.sum(Operator.current_load))) == 0
+    assert await scalar(sqlite_sessions, select(func.count()).select_from(Lead)) == EMAILS
+    assert len(log.interactions("interaction.waiting")) >= 50
