@@ -30,6 +30,7 @@ from tests.reliability.helpers import (
     publish_creates,
 )
 from tests.support.amqp import Bot
+from tests.support.processes import WorkerFleet, WorkerProcess
 from tests.support.seed import scalar
 
 pytestmark = pytest.mark.slow
@@ -104,6 +105,17 @@ async def install_invariant_triggers(postgres_url: str) -> None:
         await connection.close()
 
 
+async def run_story(
+    fleet: WorkerFleet, count: int, channel: AbstractChannel, source: int, log: EventLog, bot: Bot
+) -> tuple[list[WorkerProcess], list[str]]:
+    """`count` workers; MESSAGES creates over EMAILS leads; everything closed as it comes."""
+    started = [await fleet.start(f"w{n}") for n in range(count)]
+    emails = [f"Lead{n % EMAILS}@Example.com " for n in range(MESSAGES)]
+    message_ids = await publish_creates(channel, emails, source, uuid.uuid4().hex[:8])
+    await close_as_they_come(log, bot)
+    return started, message_ids
+
+
 async def close_as_they_come(log: EventLog, bot: Bot) -> None:
     """React to events like operators finishing work: close every assigned interaction, and
     every fifth one already while it waits (racing the drain that might assign it)."""
@@ -141,10 +153,7 @@ async def test_three_workers_keep_limits_loads_fifo_and_one_lead_per_email(
     await install_invariant_triggers(postgres_url)
     log = await event_log(channel)
     async with workers(postgres_url, prefetch_count=20, batch_size=10) as fleet:
-        started = [await fleet.start(f"w{n}") for n in range(3)]
-        emails = [f"Lead{n % EMAILS}@Example.com " for n in range(MESSAGES)]
-        message_ids = await publish_creates(channel, emails, source, uuid.uuid4().hex[:8])
-        await close_as_they_come(log, bot)
+        started, message_ids = await run_story(fleet, 3, channel, source, log, bot)
         await assert_every_event_published(pg_sessions, log, within=10)
         await assert_event_order(pg_sessions, log, arrival=False)
 
@@ -201,10 +210,7 @@ async def test_two_sqlite_workers_keep_limits_and_loads_exact(
             connection.execute(statement)
     log = await event_log(channel)
     async with workers(sqlite_url, prefetch_count=20, batch_size=10) as fleet:
-        started = [await fleet.start(f"w{n}") for n in range(2)]
-        emails = [f"Lead{n % EMAILS}@Example.com " for n in range(MESSAGES)]
-        message_ids = await publish_creates(channel, emails, source, uuid.uuid4().hex[:8])
-        await close_as_they_come(log, bot)
+        started, message_ids = await run_story(fleet, 2, channel, source, log, bot)
         await assert_every_event_published(sqlite_sessions, log, within=10)
 
     async with sqlite_sessions() as session:
