@@ -1,19 +1,31 @@
-"""Random (version 4) UUIDs, many from one read of the operating system's randomness.
+"""Time-ordered UUIDs (version 7, RFC 9562), many from one read of the OS's randomness.
 
-`uuid.uuid4()` reads 16 bytes per id. On the worker's SQLite lane each read gives up the GIL
-and can wait a switch interval to get it back behind the busy event loop thread; a batch of
-256 events was 256 such waits. These are the same ids, drawn from one read per call or chunk.
+Version 7: 48 bits of Unix time in milliseconds, then 74 random bits. Ids made close in time
+sort close together, so a batch's new keys land on the last pages of the `event_id` and lead
+indexes instead of one random page each (random version-4 ids made every batch rewrite a page
+per event in SQLite's WAL). And `uuid.uuid4()` reads the OS's randomness once per id: on the
+worker's SQLite lane each read gives up the GIL and can wait a switch interval to get it back.
 """
 
 import os
+import time
 import uuid
 
 CHUNK = 64
+_VERSION_7 = 0x7 << 76
+_VARIANT_RFC = 0b10 << 62
 
 
 def new_uuids(count: int) -> list[str]:
-    raw = os.urandom(16 * count)
-    return [str(uuid.UUID(bytes=raw[i : i + 16], version=4)) for i in range(0, len(raw), 16)]
+    """`count` distinct version-7 UUID strings for the current millisecond."""
+    stamp = (time.time_ns() // 1_000_000) << 80
+    raw = os.urandom(10 * count)
+    return [_uuid7(stamp, int.from_bytes(raw[i : i + 10])) for i in range(0, len(raw), 10)]
+
+
+def _uuid7(stamp: int, random_80: int) -> str:
+    rand_a, rand_b = (random_80 >> 68) & 0xFFF, random_80 & ((1 << 62) - 1)
+    return str(uuid.UUID(int=stamp | _VERSION_7 | rand_a << 64 | _VARIANT_RFC | rand_b))
 
 
 class UuidSource:

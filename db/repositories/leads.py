@@ -1,6 +1,5 @@
 """LeadCRUD: find-or-create by normalised e-mail, one at a time or a whole batch at once."""
 
-import uuid
 from collections.abc import Iterable, Sequence
 
 from sqlalchemy import select
@@ -9,6 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from db.models import Lead
 from db.repositories.dialect_insert import insert_ignoring_conflicts
 from db.types import utcnow
+from db.uuids import new_uuids
 from schemas.email import normalise_email
 
 
@@ -34,7 +34,7 @@ class LeadCRUD:
         found = await self._uuids_of(unique)
         missing = [e for e in unique if e not in found]
         if missing:
-            now, fresh = utcnow(), {e: str(uuid.uuid4()) for e in missing}
+            now, fresh = utcnow(), dict(zip(missing, new_uuids(len(missing)), strict=True))
             rows = [{"uuid": u, "email": e, "created_at": now} for e, u in fresh.items()]
             stmt = insert_ignoring_conflicts(self.session, Lead.__table__, ["email"])
             inserted = await self.session.execute(stmt, rows)
