@@ -8,14 +8,16 @@ import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Protocol, TypeVar
 
+import structlog
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from db.routing_store.orm import OrmRoutingStore
 from db.routing_store.protocol import RoutingStore
-from worker.sqlite_lane import SqliteLane
+from worker.sqlite_lane import SqliteLane, SqliteLaneUnavailable
 
 T = TypeVar("T")
+log = structlog.get_logger(__name__)
 Work = Callable[[RoutingStore], Awaitable[T]]
 
 
@@ -44,7 +46,12 @@ async def open_lane(
     if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
         yield SessionLane(session_factory)
         return
-    lane = await SqliteLane.open(url.database)
+    try:
+        lane = await SqliteLane.open(url.database)
+    except SqliteLaneUnavailable as exc:
+        log.warning("routing through SQLAlchemy: this SQLite cannot run the lane", reason=str(exc))
+        yield SessionLane(session_factory)
+        return
     try:
         yield lane
     finally:

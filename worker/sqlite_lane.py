@@ -31,7 +31,11 @@ class SqliteLane:
     @classmethod
     async def open(cls, path: str) -> "SqliteLane":
         executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-lane")
-        connection = await asyncio.get_running_loop().run_in_executor(executor, _connect, path)
+        try:
+            connection = await asyncio.get_running_loop().run_in_executor(executor, _connect, path)
+        except BaseException:
+            executor.shutdown(wait=False)
+            raise
         return cls(executor, connection)
 
     async def run(self, work: Callable[[RoutingStore], Awaitable[T]]) -> T:
@@ -65,8 +69,17 @@ def run_to_completion(awaitable: Awaitable[T]) -> T:
     raise RuntimeError("routing work suspended on the SQLite lane; its store must not await")
 
 
+class SqliteLaneUnavailable(Exception):
+    """This SQLite library lacks what the lane's statements use (its JSON functions)."""
+
+
 def _connect(path: str) -> sqlite3.Connection:
     connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     for pragma in SQLITE_PRAGMAS:
         connection.execute(pragma)
+    try:
+        connection.execute("SELECT json_group_array(json_array(value)) FROM json_each('[1]')")
+    except sqlite3.OperationalError as exc:  # built without JSON1 (before 3.38 it was optional)
+        connection.close()
+        raise SqliteLaneUnavailable(str(exc)) from exc
     return connection

@@ -56,9 +56,10 @@ def _json_list(values: Iterable[Any]) -> str:
     return json.dumps(sorted(set(values)))
 
 
-def _power_of_two_chunks(count: int) -> Iterator[tuple[int, int]]:
-    """(start, size) covering `count` rows with sizes that are powers of two, largest first."""
-    start, size = 0, INSERT_CHUNK
+def _power_of_two_chunks(count: int, largest: int) -> Iterator[tuple[int, int]]:
+    """(start, size) covering `count` rows with sizes that are powers of two, at most
+    `largest` (rounded down to one), largest first."""
+    start, size = 0, 1 << (max(1, largest).bit_length() - 1)
     while start < count:
         while size > count - start:
             size //= 2
@@ -73,10 +74,15 @@ class SqliteRoutingStore:
         self.db = connection
 
     def _insert(self, into: str, rows: Sequence[tuple[Any, ...]]) -> None:
-        """`INSERT INTO {into} VALUES (...), (...), ...`, a few statements per batch."""
-        for start, size in _power_of_two_chunks(len(rows)):
+        """`INSERT INTO {into} VALUES (...), (...), ...`, a few statements per batch, each within
+        this SQLite's limit on bound variables (32,766 since 3.32, 999 before)."""
+        if not rows:
+            return
+        width = len(rows[0])
+        largest = min(INSERT_CHUNK, self.db.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // width)
+        for start, size in _power_of_two_chunks(len(rows), largest):
             chunk = rows[start : start + size]
-            values = ",".join([f"({_marks(len(chunk[0]))})"] * size)
+            values = ",".join([f"({_marks(width)})"] * size)
             self.db.execute(f"INSERT INTO {into} VALUES {values}", [v for r in chunk for v in r])
 
     def _rows_in(self, sql: str, values: Iterable[Any], columns: str) -> list[Any]:

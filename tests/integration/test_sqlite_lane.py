@@ -14,11 +14,13 @@ from typing import Any
 
 import pytest
 from sqlalchemy import select
+from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from db.errors import is_transient
 from db.models import Interaction, Lead, OutboxEvent
 from db.routing_store.protocol import RoutingStore
+from db.routing_store.sqlite import SqliteRoutingStore
 from db.session import create_engine, create_session_factory
 from schemas.messages import CloseInteraction, CreateInteraction
 from tests.support import databases, seed
@@ -201,3 +203,23 @@ def test_a_locked_sqlite_database_is_retried_a_broken_statement_is_not() -> None
     assert is_transient(sqlite3.IntegrityError("UNIQUE constraint failed: interactions.message_id"))
     assert not is_transient(sqlite3.OperationalError("no such table: interactions"))
     assert not is_transient(sqlite3.IntegrityError("CHECK constraint failed: status_known"))
+
+
+def test_inserts_stay_within_a_small_limit_on_bound_variables(sqlite_url: str) -> None:
+    """SQLite before 3.32 binds at most 999 variables; a batch's INSERT must split to fit."""
+    connection = sqlite3.connect(make_url(sqlite_url).database or "", isolation_level=None)
+    connection.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 40)  # 3 rows of 12 columns
+    now = datetime.now(UTC)
+    rows = [
+        {"lead_uuid": "u", "source_id": 1, "operator_id": None, "status": "waiting",
+         "is_active": True, "payload": {"n": n}, "message_id": f"m-{n}", "correlation_id": None,
+         "reply_to": None, "created_at": now, "assigned_at": None}
+        for n in range(37)
+    ]  # fmt: skip
+    try:
+        ids = run_to_completion(SqliteRoutingStore(connection).insert_interactions(rows))
+        stored = connection.execute("SELECT id, payload FROM interactions ORDER BY id").fetchall()
+    finally:
+        connection.close()
+    assert ids == list(range(1, 38))
+    assert stored == [(n + 1, json.dumps({"n": n})) for n in range(37)]
