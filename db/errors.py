@@ -2,7 +2,7 @@
 
 import sqlite3
 
-from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 
 _TRANSIENT_SQLSTATES = {
     "40001",  # serialization_failure
@@ -20,40 +20,28 @@ def is_transient(exc: BaseException) -> bool:
     """True for errors a later attempt can succeed on: locks, lost connections, races."""
     if isinstance(exc, (ConnectionError, TimeoutError, OSError)):
         return True
-    if isinstance(exc, sqlite3.Error):  # the worker's SQLite lane talks to sqlite3 directly
-        return _sqlite_raw_transient(exc)
     if isinstance(exc, DBAPIError) and exc.connection_invalidated:
         return True
-    if isinstance(exc, IntegrityError):
+    # SQLAlchemy wraps the driver's error; the worker's SQLite lane raises sqlite3's own.
+    error = exc.orig if isinstance(exc, DBAPIError) else exc
+    text = str(error).lower()
+    if isinstance(exc, IntegrityError) or isinstance(error, sqlite3.IntegrityError):
         # Two workers inserting the same message_id or e-mail: the retry sees the winner's row.
-        text = str(exc.orig).lower()
         return "message_id" in text or ("leads" in text and "email" in text)
-    if isinstance(exc, OperationalError | DBAPIError):
-        return _sqlstate(exc) in _TRANSIENT_SQLSTATES or _sqlite_busy(exc) or _pg_connection(exc)
+    if isinstance(exc, DBAPIError) or isinstance(error, sqlite3.Error):
+        return _sqlstate(error) in _TRANSIENT_SQLSTATES or _sqlite_busy(text) or _pg_lost(text)
     return False
 
 
-def _sqlstate(exc: DBAPIError) -> str | None:
-    orig = exc.orig
-    return getattr(orig, "sqlstate", None) or getattr(
-        getattr(orig, "__cause__", None), "sqlstate", None
+def _sqlstate(error: BaseException | None) -> str | None:
+    return getattr(error, "sqlstate", None) or getattr(
+        getattr(error, "__cause__", None), "sqlstate", None
     )
 
 
-def _sqlite_busy(exc: DBAPIError) -> bool:
-    text = str(exc.orig).lower()
+def _sqlite_busy(text: str) -> bool:
     return any(t in text for t in _TRANSIENT_SQLITE_TEXT)
 
 
-def _pg_connection(exc: DBAPIError) -> bool:
-    text = str(exc.orig).lower()
+def _pg_lost(text: str) -> bool:
     return "connection" in text and ("closed" in text or "lost" in text or "refused" in text)
-
-
-def _sqlite_raw_transient(exc: sqlite3.Error) -> bool:
-    text = str(exc).lower()
-    if isinstance(exc, sqlite3.IntegrityError):
-        return "message_id" in text or "leads.email" in text
-    return isinstance(exc, sqlite3.OperationalError) and any(
-        t in text for t in _TRANSIENT_SQLITE_TEXT
-    )

@@ -20,10 +20,6 @@ def encode_payload(payload: Any) -> str:
     return json.dumps(payload, ensure_ascii=False, separators=(",", ":"))
 
 
-def payload_size(payload: Any) -> int:
-    return len(encode_payload(payload).encode())
-
-
 class CreateInteraction(BaseModel):
     """`interaction.create`: a new contact from a lead through a source."""
 

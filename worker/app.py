@@ -121,9 +121,7 @@ class Worker:
         )
         publisher = EventPublisher(publish_channel, events, dlx)
         config = PipelineConfig(self.settings.delivery_limit, self.settings.db_retry_attempts)
-        processor = BatchProcessor(
-            self.session_factory, lane, publisher, self.rng, config, self.metrics
-        )
+        processor = BatchProcessor(lane, publisher, self.rng, config, self.metrics)
         relay = OutboxRelay(self.session_factory, publisher)
         await relay.publish_pending(older_than=timedelta(0))
         tags = {

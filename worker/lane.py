@@ -40,19 +40,26 @@ class SessionLane:
 async def open_lane(
     database_url: str, session_factory: async_sessionmaker[AsyncSession]
 ) -> AsyncIterator[RoutingLane]:
-    """A file-backed SQLite database gets its own thread and connection; anything else (and an
-    in-memory SQLite, which a second connection would not see) goes through the sessions."""
-    url = make_url(database_url)
-    if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
-        yield SessionLane(session_factory)
-        return
-    try:
-        lane = await SqliteLane.open(url.database)
-    except SqliteLaneUnavailable as exc:
-        log.warning("routing through SQLAlchemy: this SQLite cannot run the lane", reason=str(exc))
+    """A file-backed SQLite database gets its own thread and connection; anything else goes
+    through the sessions."""
+    lane = await _sqlite_lane(database_url)
+    if lane is None:
         yield SessionLane(session_factory)
         return
     try:
         yield lane
     finally:
         await lane.close()
+
+
+async def _sqlite_lane(database_url: str) -> SqliteLane | None:
+    """None for other databases, for an in-memory SQLite (a second connection would not see
+    it) and for a SQLite library without the JSON functions the lane's statements use."""
+    url = make_url(database_url)
+    if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
+        return None
+    try:
+        return await SqliteLane.open(url.database)
+    except SqliteLaneUnavailable as exc:
+        log.warning("routing through SQLAlchemy: this SQLite cannot run the lane", reason=str(exc))
+        return None

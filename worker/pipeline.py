@@ -14,7 +14,6 @@ from random import Random
 
 import structlog
 from aio_pika.abc import AbstractIncomingMessage
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from db.errors import is_transient
 from db.routing_store.protocol import RoutingStore
@@ -24,7 +23,6 @@ from worker.lane import RoutingLane
 from worker.metrics import WorkerMetrics, reason_label
 from worker.parse import CommandKind, parse_command, poison_reason
 from worker.publisher import EventPublisher
-from worker.relay import mark_published
 from worker.retry import RetriesExhausted, retry_transient
 from worker.routing import Router
 
@@ -63,14 +61,12 @@ class BatchProcessor:
 
     def __init__(
         self,
-        session_factory: async_sessionmaker[AsyncSession],
         lane: RoutingLane,
         publisher: EventPublisher,
         rng: Random,
         config: PipelineConfig,
         metrics: WorkerMetrics,
     ) -> None:
-        self.session_factory = session_factory
         self.lane = lane
         self.publisher = publisher
         self.rng = rng
@@ -114,8 +110,15 @@ class BatchProcessor:
         return [event.event_id for event in routed.outcome.events]
 
     async def mark_published(self, event_ids: Sequence[str]) -> None:
+        """Record confirms while no batch comes to carry them, through the same lane."""
+
+        async def work(store: RoutingStore) -> None:
+            await store.mark_published(event_ids, utcnow())
+
+        if not event_ids:
+            return
         try:
-            await mark_published(self.session_factory, event_ids)
+            await self.lane.run(work)
         except Exception as exc:  # the relay re-sends them later with the same event_id
             log.warning("could not mark events published", error=repr(exc)[:300])
 

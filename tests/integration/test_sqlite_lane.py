@@ -13,6 +13,7 @@ from random import Random
 from typing import Any
 
 import pytest
+from sqlalchemy import exc as sa_exc
 from sqlalchemy import select
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -203,6 +204,15 @@ def test_a_locked_sqlite_database_is_retried_a_broken_statement_is_not() -> None
     assert is_transient(sqlite3.IntegrityError("UNIQUE constraint failed: interactions.message_id"))
     assert not is_transient(sqlite3.OperationalError("no such table: interactions"))
     assert not is_transient(sqlite3.IntegrityError("CHECK constraint failed: status_known"))
+
+
+def test_sqlite_errors_wrapped_by_sqlalchemy_are_classified_the_same() -> None:
+    """The API's SQLite sessions raise the same driver errors inside SQLAlchemy's wrappers."""
+    locked, bad = sqlite3.OperationalError("database is locked"), sqlite3.OperationalError("no")
+    raced = sqlite3.IntegrityError("UNIQUE constraint failed: leads.email")
+    assert is_transient(sa_exc.OperationalError("BEGIN", {}, locked))
+    assert is_transient(sa_exc.IntegrityError("INSERT", {}, raced))
+    assert not is_transient(sa_exc.OperationalError("SELECT", {}, bad))
 
 
 def test_inserts_stay_within_a_small_limit_on_bound_variables(sqlite_url: str) -> None:
