@@ -1,4 +1,4 @@
-"""(a) The bare client ceiling: consume -> publish with confirms -> ack, batched, no database.
+"""(a) The bare client ceiling: `bench.bare_loop` over pre-published messages, no database.
 
 Same broker, same queue type (quorum), same batch shape and prefetch as the worker, so the
 ratio pipeline/ceiling says what the database and routing cost on top of AMQP itself.
@@ -9,11 +9,10 @@ import os
 import time
 
 import aio_pika
-from aio_pika.abc import AbstractIncomingMessage
 
+from bench.bare_loop import bare_loop
 from bench.broker import OUTPUT_QUEUE, broker_channel, prepublish, reset_topology, wait_for_depth
 from bench.cpu import StageRate, per_message_us, process_cpu_seconds
-from worker.topology import CREATE_QUEUE, EVENTS_EXCHANGE
 
 
 async def measure_ceiling(amqp_url: str, count: int, batch_size: int, prefetch: int) -> StageRate:
@@ -25,40 +24,8 @@ async def measure_ceiling(amqp_url: str, count: int, batch_size: int, prefetch: 
         connection = await aio_pika.connect_robust(amqp_url)
         async with connection:
             started, cpu_before = time.perf_counter(), process_cpu_seconds(os.getpid())
-            loop = asyncio.create_task(_bare_loop(connection, batch_size, prefetch))
+            loop = asyncio.create_task(bare_loop(connection, batch_size, prefetch))
             finished = await wait_for_depth(channel, OUTPUT_QUEUE, count, deadline_s=600)
             cpu_after = process_cpu_seconds(os.getpid())
             loop.cancel()
         return StageRate(count / (finished - started), per_message_us(cpu_before, cpu_after, count))
-
-
-async def _bare_loop(
-    connection: aio_pika.abc.AbstractRobustConnection, batch_size: int, prefetch: int
-) -> None:
-    consume = await connection.channel()
-    await consume.set_qos(prefetch_count=prefetch)
-    publish = await connection.channel(publisher_confirms=True)
-    events = await publish.get_exchange(EVENTS_EXCHANGE)
-    buffer: asyncio.Queue[AbstractIncomingMessage] = asyncio.Queue()
-    queue = await consume.get_queue(CREATE_QUEUE)
-    await queue.consume(buffer.put)
-    while True:
-        batch = [await buffer.get()]
-        while len(batch) < batch_size and not buffer.empty():
-            batch.append(buffer.get_nowait())
-        await asyncio.gather(
-            *(
-                events.publish(
-                    aio_pika.Message(
-                        m.body,
-                        message_id=m.message_id,
-                        content_type="application/json",
-                        delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-                    ),
-                    "interaction.assigned",
-                    mandatory=False,
-                )
-                for m in batch
-            )
-        )
-        await batch[-1].ack(multiple=True)  # one frame per batch, as the worker acks

@@ -5,17 +5,23 @@ import contextlib
 import os
 import sys
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 
 from bench.broker import OUTPUT_QUEUE, broker_channel, prepublish, reset_topology, wait_for_depth
 from bench.cpu import StageRate, per_message_us, process_cpu_seconds
 
+WORKER_MODULE = ("cli", "worker")
+
 
 @contextlib.asynccontextmanager
 async def worker_process(
-    amqp_url: str, database_url: str, extra_env: dict[str, str] | None = None
+    amqp_url: str,
+    database_url: str,
+    extra_env: dict[str, str] | None = None,
+    module: Sequence[str] = WORKER_MODULE,
 ) -> AsyncIterator[asyncio.subprocess.Process]:
-    """`leadrouter worker` as a child process; yields once it logs that it started."""
+    """`leadrouter worker` (or another `python -m` module) as a child process; yields once it
+    logs that it started."""
     env = {
         **os.environ,
         "AMQP_URL": amqp_url,
@@ -26,8 +32,7 @@ async def worker_process(
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "cli",
-        "worker",
+        *module,
         env=env,
         stdout=asyncio.subprocess.DEVNULL,
         stderr=asyncio.subprocess.PIPE,

@@ -5,6 +5,7 @@ import json
 import os
 import platform
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -13,11 +14,12 @@ from bench.ceiling import measure_ceiling
 from bench.cpu import StageRate
 from bench.database import fresh_database, preload_history, seed
 from bench.latency import WARMUP_S, measure_latency
-from bench.pipeline import measure_pipeline
+from bench.pipeline import WORKER_MODULE, measure_pipeline
 from cli import event_loop
 from schemas.settings import Settings
 
 DEFAULT_RESULTS = Path("bench/results")
+BARE_LOOP_MODULE = ("bench.bare_loop",)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -74,7 +76,9 @@ async def run(args: argparse.Namespace, amqp_url: str) -> dict[str, Any]:
             results[f"{kind}_history"] = await _pipeline_stage(
                 args, amqp_url, kind, args.history, ceiling
             )
-    results["latency_sqlite"] = await _latency_stage(args, amqp_url, results["sqlite"])
+    rate = results["sqlite"]["per_s"] / 2
+    results["latency_sqlite"] = await _latency_stage(args, amqp_url, rate)
+    results["latency_floor"] = await _latency_stage(args, amqp_url, rate, module=BARE_LOOP_MODULE)
     return results
 
 
@@ -107,9 +111,8 @@ def _cpu_note(rate: StageRate, unit: str) -> str:
 
 
 async def _latency_stage(
-    args: argparse.Namespace, amqp_url: str, sqlite: dict[str, Any]
+    args: argparse.Namespace, amqp_url: str, rate: float, module: Sequence[str] = WORKER_MODULE
 ) -> dict[str, float]:
-    rate = sqlite["per_s"] / 2
     async with fresh_database("sqlite", None) as url:
         source_ids = await seed(url)
         latency = await measure_latency(
@@ -119,9 +122,15 @@ async def _latency_stage(
             rate,
             args.latency_seconds,
             warmup_s=args.latency_warmup_seconds,
+            module=module,
         )
+    what = (
+        "on SQLite (half the measured rate)"
+        if module == WORKER_MODULE
+        else "floor: the bare client loop in the worker's place"
+    )
     _say(
-        f"latency at {rate:,.0f}/s on SQLite (half the measured rate), "
+        f"latency at {rate:,.0f}/s {what}, "
         f"{args.latency_seconds:g} s after a {latency['warmup_s']:g} s warm-up: "
         f"p50 {latency['p50_ms']} ms, p99 {latency['p99_ms']} ms, max {latency['max_ms']} ms"
         f" (warm-up p99 {latency['warmup_p99_ms']} ms){_shares_note(latency)}"

@@ -3,7 +3,9 @@
 import asyncio
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from typing import cast
 
+import aiormq
 from aio_pika import DeliveryMode, Message
 from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractIncomingMessage
 
@@ -35,12 +37,10 @@ class EventPublisher:
             type=event.routing_key,
             timestamp=datetime.now(UTC),
         )
-        # mandatory=False: an event nobody subscribes to yet is not an error of the worker.
-        await self.events.publish(message, routing_key=event.routing_key, mandatory=False)
+        # An event nobody subscribes to yet is not an error of the worker: mandatory=False.
+        await publish_confirmed(self.channel, self.events.name, event.routing_key, message)
         if event.reply_to:
-            await self.channel.default_exchange.publish(
-                message, routing_key=event.reply_to, mandatory=False
-            )
+            await publish_confirmed(self.channel, "", event.reply_to, message)
 
     async def dead_letter(self, original: AbstractIncomingMessage, reason: str) -> None:
         """The original body and properties, plus `x-error` saying why, to interactions.dead."""
@@ -49,4 +49,28 @@ class EventPublisher:
         headers["x-original-routing-key"] = original.routing_key or ""
         headers["x-original-exchange"] = original.exchange or ""
         message = copy_with_headers(original, headers)
-        await self.dead_letters.publish(message, routing_key=original.routing_key or "")
+        await publish_confirmed(
+            self.channel, self.dead_letters.name, original.routing_key or "", message
+        )
+
+
+async def publish_confirmed(
+    channel: AbstractChannel, exchange: str, routing_key: str, message: Message
+) -> None:
+    """Queue the frames now, then await the broker's confirm (a nack raises).
+
+    Through the channel's AMQP layer (aiormq) with `wait=False`: aio-pika's `Exchange.publish`
+    waits, holding the channel's lock, until the connection's writer task has written the
+    frame, so a batch's events went out one per event-loop turn, each behind whatever else
+    the busy loop had queued. Now they are all queued at once and written together. Nothing
+    grows without bound: the worker's prefetch caps the events waiting for confirms.
+    """
+    underlay = cast(aiormq.Channel, await channel.get_underlay_channel())
+    await underlay.basic_publish(
+        message.body,
+        exchange=exchange,
+        routing_key=routing_key,
+        properties=message.properties,
+        mandatory=False,
+        wait=False,
+    )

@@ -45,6 +45,8 @@ def test_bench_runs_every_stage_and_writes_json(tmp_path: Path, amqp_session_url
     latency = results["latency_sqlite"]
     assert latency["count"] > 0 and 0 < latency["p50_ms"] <= latency["p99_ms"]
     assert latency["warmup_s"] > 0 and latency["warmup_p99_ms"] > 0
+    floor = results["latency_floor"]  # the bare loop in the worker's place, same rate
+    assert floor["count"] == latency["count"] and floor["rate_per_s"] == latency["rate_per_s"]
     if sys.platform == "linux":  # CPU accounting reads /proc
         assert results["ceiling_cpu_us_per_msg"] > 0
         assert all(results[stage]["cpu_us_per_msg"] > 0 for stage in stages)
