@@ -9,8 +9,8 @@ worker's SQLite lane each read gives up the GIL and can wait a switch interval t
 
 import os
 import time
-import uuid
 
+FIRST_CHUNK = 8
 CHUNK = 64
 _VERSION_7 = 0x7 << 76
 _VARIANT_RFC = 0b10 << 62
@@ -24,17 +24,27 @@ def new_uuids(count: int) -> list[str]:
 
 
 def _uuid7(stamp: int, random_80: int) -> str:
+    """The canonical 8-4-4-4-12 text, formatted directly (what `str(uuid.UUID(int=...))` gives,
+    at half the cost: no object, no range checks on bits that are right by construction)."""
     rand_a, rand_b = (random_80 >> 68) & 0xFFF, random_80 & ((1 << 62) - 1)
-    return str(uuid.UUID(int=stamp | _VERSION_7 | rand_a << 64 | _VARIANT_RFC | rand_b))
+    h = f"{stamp | _VERSION_7 | rand_a << 64 | _VARIANT_RFC | rand_b:032x}"
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 class UuidSource:
-    """One per unit of work (never shared across processes, so a fork cannot repeat ids)."""
+    """One per unit of work (never shared across processes, so a fork cannot repeat ids).
+
+    Drawn in chunks that double, from FIRST_CHUNK up to CHUNK: a unit of work that needs six
+    ids makes eight, not sixty-four (at half load a batch has a handful of messages, and
+    unused ids were a fifth of the SQLite lane's CPU).
+    """
 
     def __init__(self) -> None:
         self._ready: list[str] = []
+        self._next_chunk = FIRST_CHUNK
 
     def __call__(self) -> str:
         if not self._ready:
-            self._ready = new_uuids(CHUNK)
+            self._ready = new_uuids(self._next_chunk)
+            self._next_chunk = min(CHUNK, self._next_chunk * 2)
         return self._ready.pop()
