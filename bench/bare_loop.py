@@ -2,20 +2,23 @@
 
 The ceiling runs it over pre-published messages; the latency stage's floor runs it as a
 process of its own (`python -m bench.bare_loop`) in the worker's place, fed like the worker.
-It publishes the way the worker does (`publish_confirmed`), so the comparison is like for like.
+It publishes the way the worker does (`publish_confirmed`, AMQP properties built directly),
+so the comparison is like for like.
 """
 
 import asyncio
 import os
 import sys
 from collections.abc import Callable
+from datetime import UTC, datetime
 
 import aio_pika
 from aio_pika.abc import AbstractIncomingMessage, AbstractRobustConnection
+from aiormq import spec
 
 from cli import event_loop
 from schemas.settings import Settings
-from worker.publisher import publish_confirmed
+from worker.publisher import PERSISTENT, publish_confirmed
 from worker.topology import CREATE_QUEUE, EVENTS_EXCHANGE
 
 STARTED_LINE = '"worker started"'  # what `bench.pipeline.worker_process` waits for
@@ -46,14 +49,17 @@ async def bare_loop(
 async def _publish_event(
     channel: aio_pika.abc.AbstractChannel, message: AbstractIncomingMessage
 ) -> None:
-    event = aio_pika.Message(
-        message.body,
+    properties = spec.Basic.Properties(
+        content_type="application/json",
+        delivery_mode=PERSISTENT,
         message_id=message.message_id,
         correlation_id=message.correlation_id,
-        content_type="application/json",
-        delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+        message_type="interaction.assigned",
+        timestamp=datetime.now(UTC),
     )
-    await publish_confirmed(channel, EVENTS_EXCHANGE, "interaction.assigned", event)
+    await publish_confirmed(
+        channel, EVENTS_EXCHANGE, "interaction.assigned", message.body, properties
+    )
 
 
 async def _serve() -> None:

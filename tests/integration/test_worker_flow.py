@@ -1,6 +1,7 @@
 """Publish -> event -> row, on the real broker and on SQLite and PostgreSQL."""
 
 import asyncio
+import time
 import uuid
 
 from aio_pika.abc import AbstractChannel
@@ -37,6 +38,12 @@ async def test_interaction_is_assigned_stored_and_announced(
     assert event.routing_key == "interaction.assigned"
     assert event.message.message_id == event.body["event_id"]
     assert event.message.delivery_mode == 2
+    assert (event.message.content_type, event.message.type) == (
+        "application/json",
+        "interaction.assigned",
+    )
+    assert event.message.timestamp is not None
+    assert abs(event.message.timestamp.timestamp() - time.time()) < 60
     assert event.body["status"] == "assigned"
     assert event.body["operator_id"] == operator
     assert event.body["email"] == "client@example.com"
