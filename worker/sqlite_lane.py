@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 from db.routing_store.protocol import RoutingStore
 from db.routing_store.sqlite import SqliteRoutingStore
 from db.session import SQLITE_PRAGMAS
+from worker.wal_checkpointer import LANE_AUTOCHECKPOINT_PAGES, WalCheckpointer
 
 T = TypeVar("T")
 
@@ -24,25 +25,40 @@ class SqliteLane:
     """A connection that only its thread touches; transactions begin IMMEDIATE, as the
     engine's do, so the write lock is held from the first read of the operators' loads."""
 
-    def __init__(self, executor: ThreadPoolExecutor, connection: sqlite3.Connection) -> None:
+    def __init__(
+        self,
+        executor: ThreadPoolExecutor,
+        connection: sqlite3.Connection,
+        checkpointer: WalCheckpointer,
+    ) -> None:
         self._executor = executor
         self._connection = connection
+        self.checkpointer = checkpointer
 
     @classmethod
     async def open(cls, path: str) -> "SqliteLane":
+        """The lane's connection, and the checkpointer that keeps WAL checkpoints off it."""
         executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-lane")
+        loop = asyncio.get_running_loop()
         try:
-            connection = await asyncio.get_running_loop().run_in_executor(executor, _connect, path)
+            connection = await loop.run_in_executor(executor, _connect, path)
         except BaseException:
             executor.shutdown(wait=False)
             raise
-        return cls(executor, connection)
+        try:
+            checkpointer = await WalCheckpointer.start(path)
+        except BaseException:
+            await loop.run_in_executor(executor, connection.close)
+            executor.shutdown(wait=False)
+            raise
+        return cls(executor, connection, checkpointer)
 
     async def run(self, work: Callable[[RoutingStore], Awaitable[T]]) -> T:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, self._transaction, work)
 
     async def close(self) -> None:
+        await self.checkpointer.close()
         await asyncio.get_running_loop().run_in_executor(self._executor, self._connection.close)
         self._executor.shutdown(wait=True)
 
@@ -77,6 +93,8 @@ def _connect(path: str) -> sqlite3.Connection:
     connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     for pragma in SQLITE_PRAGMAS:
         connection.execute(pragma)
+    # Checkpoints are the checkpointer's; this is only the net should it fall behind.
+    connection.execute(f"PRAGMA wal_autocheckpoint={LANE_AUTOCHECKPOINT_PAGES}")
     try:
         connection.execute("SELECT json_group_array(json_array(value)) FROM json_each('[1]')")
     except sqlite3.OperationalError as exc:  # built without JSON1 (before 3.38 it was optional)

@@ -4,6 +4,7 @@ The same batches, routed with the same seed into two copies of one database, mus
 same rows, read back through the ORM the API uses: the two stores are interchangeable.
 """
 
+import asyncio
 import json
 import sqlite3
 from collections.abc import AsyncIterator
@@ -29,6 +30,7 @@ from worker.commands import CloseRequest, CreateRequest, Envelope, Routed, Routi
 from worker.lane import RoutingLane, SessionLane, open_lane
 from worker.routing import Router
 from worker.sqlite_lane import SqliteLane, run_to_completion
+from worker.wal_checkpointer import LANE_AUTOCHECKPOINT_PAGES, WalCheckpointer
 
 Sessions = async_sessionmaker[AsyncSession]
 PAYLOADS: list[Any] = [None, {"text": "hi", "n": [1, 2.5, True, None]}, "plain", 7, ["ü", {}]]
@@ -233,3 +235,35 @@ def test_inserts_stay_within_a_small_limit_on_bound_variables(sqlite_url: str) -
         connection.close()
     assert ids == list(range(1, 38))
     assert stored == [(n + 1, json.dumps({"n": n})) for n in range(37)]
+
+
+async def test_wal_checkpoints_run_beside_the_lane_not_in_its_commits(sqlite_url: str) -> None:
+    """The lane's own automatic checkpoint is only a far-off net; its checkpointer copies the
+    WAL into the database file, on its own connection, while the lane keeps writing."""
+    engine = create_engine(sqlite_url)
+    source = await seed.add_source(create_session_factory(engine), "s")
+    await engine.dispose()
+    lane = await SqliteLane.open(make_url(sqlite_url).database or "")
+    try:
+
+        async def route_one(store: RoutingStore) -> tuple[RoutingOutcome, int]:
+            request = CreateRequest(0, CreateInteraction(email="a@example.com", source_id=source))
+            outcome = await Router(store, Random(1)).route_batch([request], [])
+            assert isinstance(store, SqliteRoutingStore)
+            return outcome, store.db.execute("PRAGMA wal_autocheckpoint").fetchone()[0]
+
+        outcome, lane_autocheckpoint = await lane.run(route_one)
+        busy, frames, checkpointed = await lane.checkpointer.checkpoint()
+    finally:
+        await lane.close()
+    assert isinstance(outcome.results[0], Routed)
+    assert lane_autocheckpoint == LANE_AUTOCHECKPOINT_PAGES
+    assert (busy, checkpointed) == (0, frames) and frames > 0
+
+
+async def test_the_checkpointer_runs_on_its_own_schedule(sqlite_url: str) -> None:
+    checkpointer = await WalCheckpointer.start(make_url(sqlite_url).database or "", interval_s=0.01)
+    try:
+        await asyncio.wait_for(checkpointer.checkpointed.wait(), timeout=5)
+    finally:
+        await checkpointer.close()
