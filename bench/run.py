@@ -15,6 +15,7 @@ from bench.cpu import StageRate
 from bench.database import fresh_database, preload_history, seed
 from bench.latency import WARMUP_S, measure_latency
 from bench.pipeline import WORKER_MODULE, measure_pipeline
+from bench.rounds import median_latency, median_throughput
 from cli import event_loop
 from schemas.settings import Settings
 
@@ -44,6 +45,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="also run the SQLite and PostgreSQL pipelines over this many stored "
         "interactions (e.g. 1000000) to show routing cost does not grow",
     )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=3,
+        help="times each stage runs; medians are reported (this host's rates swing by half)",
+    )
     parser.add_argument("--amqp-url", default=os.environ.get("AMQP_URL", Settings().amqp_url))
     parser.add_argument(
         "--postgres-url",
@@ -51,35 +58,79 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="admin URL of a PostgreSQL server; omit to skip PostgreSQL stages",
     )
     parser.add_argument("--json", type=Path, default=None, help="where to write the results")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.rounds < 1:
+        parser.error("--rounds must be at least 1")
+    return args
 
 
 async def run(args: argparse.Namespace, amqp_url: str) -> dict[str, Any]:
     settings = Settings()
+    kinds = ["sqlite"] + (["postgresql"] if args.postgres_url else [])
     results: dict[str, Any] = {
         "n": args.n,
+        "rounds": args.rounds,
         "batch_size": settings.batch_size,
         "prefetch": settings.prefetch_count,
         "machine": _machine(),
     }
+    throughput = []
+    for number in range(1, args.rounds + 1):
+        _say(f"-- throughput, round {number} of {args.rounds}")
+        throughput.append(await _throughput_round(args, amqp_url, settings, kinds))
+    results.update(median_throughput(throughput, kinds), throughput_rounds=throughput)
+    if args.history:
+        ceiling = StageRate(results["ceiling_per_s"], results["ceiling_cpu_us_per_msg"])
+        for kind in kinds:
+            results[f"{kind}_history"] = await _pipeline_stage(
+                args, amqp_url, kind, args.history, ceiling
+            )
+    results.update(await _latency_rounds(args, amqp_url, results["sqlite"]["per_s"] / 2))
+    _summarise(results, kinds)
+    return results
+
+
+async def _throughput_round(
+    args: argparse.Namespace, amqp_url: str, settings: Settings, kinds: Sequence[str]
+) -> dict[str, Any]:
+    """The ceiling, then each pipeline, close together in time: a round's ratios compare
+    rates measured under the same conditions."""
     ceiling = await measure_ceiling(amqp_url, args.n, settings.batch_size, settings.prefetch_count)
-    results["ceiling_per_s"] = round(ceiling.per_s, 1)
-    results["ceiling_cpu_us_per_msg"] = ceiling.cpu_us_per_msg
     _say(
         f"ceiling (bare aio-pika loop, quorum queue): {ceiling.per_s:,.0f} msg/s"
         f"{_cpu_note(ceiling, 'message')}"
     )
-    kinds = ["sqlite"] + (["postgresql"] if args.postgres_url else [])
+    stages = {kind: await _pipeline_stage(args, amqp_url, kind, 0, ceiling) for kind in kinds}
+    return {
+        "ceiling_per_s": round(ceiling.per_s, 1),
+        "ceiling_cpu_us_per_msg": ceiling.cpu_us_per_msg,
+        **stages,
+    }
+
+
+async def _latency_rounds(args: argparse.Namespace, amqp_url: str, rate: float) -> dict[str, Any]:
+    """The worker and the floor in turns, every round at the same rate."""
+    worker, floor = [], []
+    for number in range(1, args.rounds + 1):
+        _say(f"-- latency, round {number} of {args.rounds}")
+        worker.append(await _latency_stage(args, amqp_url, rate))
+        floor.append(await _latency_stage(args, amqp_url, rate, module=BARE_LOOP_MODULE))
+    return {"latency_sqlite": median_latency(worker), "latency_floor": median_latency(floor)}
+
+
+def _summarise(results: dict[str, Any], kinds: Sequence[str]) -> None:
+    _say(f"== median of {results['rounds']} rounds")
+    _say(f"ceiling {results['ceiling_per_s']:,.0f} msg/s")
     for kind in kinds:
-        results[kind] = await _pipeline_stage(args, amqp_url, kind, 0, ceiling)
-        if args.history:
-            results[f"{kind}_history"] = await _pipeline_stage(
-                args, amqp_url, kind, args.history, ceiling
-            )
-    rate = results["sqlite"]["per_s"] / 2
-    results["latency_sqlite"] = await _latency_stage(args, amqp_url, rate)
-    results["latency_floor"] = await _latency_stage(args, amqp_url, rate, module=BARE_LOOP_MODULE)
-    return results
+        stage = results[kind]
+        _say(f"pipeline {kind}: {stage['per_s']:,.0f} interactions/s, ratio {stage['ratio']:.2f}")
+    for key, what in (("latency_sqlite", "worker"), ("latency_floor", "floor (bare loop)")):
+        latency = results[key]
+        each = ", ".join(f"{r['p99_ms']:.0f}" for r in latency["rounds"])
+        _say(
+            f"latency {what} at {latency['rate_per_s']:,.0f}/s: p50 {latency['p50_ms']} ms, "
+            f"p99 {latency['p99_ms']} ms (rounds' p99: {each} ms)"
+        )
 
 
 async def _pipeline_stage(

@@ -25,6 +25,8 @@ def test_bench_runs_every_stage_and_writes_json(tmp_path: Path, amqp_session_url
             "1",
             "--history",
             "2000",
+            "--rounds",
+            "2",
             "--json",
             str(target),
         ],
@@ -47,6 +49,9 @@ def test_bench_runs_every_stage_and_writes_json(tmp_path: Path, amqp_session_url
     assert latency["warmup_s"] > 0 and latency["warmup_p99_ms"] > 0
     floor = results["latency_floor"]  # the bare loop in the worker's place, same rate
     assert floor["count"] == latency["count"] and floor["rate_per_s"] == latency["rate_per_s"]
+    assert len(results["throughput_rounds"]) == 2
+    assert len(latency["rounds"]) == 2 and len(floor["rounds"]) == 2
+    assert "== median of 2 rounds" in completed.stdout
     if sys.platform == "linux":  # CPU accounting reads /proc
         assert results["ceiling_cpu_us_per_msg"] > 0
         assert all(results[stage]["cpu_us_per_msg"] > 0 for stage in stages)
