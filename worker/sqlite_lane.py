@@ -5,6 +5,7 @@ and back, plus SQLAlchemy's per-row work on the event loop's thread; with about 
 statements per batch that was most of the worker's database time, and each hop waited behind
 whatever the busy event loop had queued. Here the router's coroutine runs to completion on the
 lane's thread (its `SqliteRoutingStore` never suspends), so a batch is one hand-off.
+WAL checkpoints are not the lane's: its `WalCheckpointer` runs them beside it.
 """
 
 import asyncio
