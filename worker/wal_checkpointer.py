@@ -66,7 +66,7 @@ class WalCheckpointer:
             await asyncio.sleep(self._interval_s)
             try:
                 await self.checkpoint()
-            except sqlite3.Error as exc:  # the next tick tries again; the lane's net remains
+            except Exception as exc:  # the next tick tries again; the lane's net remains
                 log.warning("WAL checkpoint failed", error=repr(exc)[:300])
 
     def _checkpoint(self) -> tuple[int, int, int]:
