@@ -10,17 +10,16 @@ import asyncio
 import os
 import sys
 from collections.abc import Callable
-from datetime import UTC, datetime
 
 import aio_pika
 from aio_pika.abc import AbstractIncomingMessage, AbstractRobustConnection
-from aiormq import spec
 
 from cli import event_loop
 from schemas.settings import Settings
-from worker.publisher import PERSISTENT, publish_confirmed
+from worker.publisher import event_properties, publish_confirmed
 from worker.topology import CREATE_QUEUE, EVENTS_EXCHANGE
 
+EVENT_KEY = "interaction.assigned"
 STARTED_LINE = '"worker started"'  # what `bench.pipeline.worker_process` waits for
 
 
@@ -49,17 +48,8 @@ async def bare_loop(
 async def _publish_event(
     channel: aio_pika.abc.AbstractChannel, message: AbstractIncomingMessage
 ) -> None:
-    properties = spec.Basic.Properties(
-        content_type="application/json",
-        delivery_mode=PERSISTENT,
-        message_id=message.message_id,
-        correlation_id=message.correlation_id,
-        message_type="interaction.assigned",
-        timestamp=datetime.now(UTC),
-    )
-    await publish_confirmed(
-        channel, EVENTS_EXCHANGE, "interaction.assigned", message.body, properties
-    )
+    properties = event_properties(message.message_id, message.correlation_id, EVENT_KEY)
+    await publish_confirmed(channel, EVENTS_EXCHANGE, EVENT_KEY, message.body, properties)
 
 
 async def _serve() -> None:

@@ -48,12 +48,14 @@ async def broker_channel(amqp_url: str) -> AsyncIterator[AbstractChannel]:
         yield await connection.channel()
 
 
-async def reset_topology(channel: AbstractChannel) -> None:
-    """Fresh work queues plus an output queue that collects every event (nobody consumes it)."""
+async def reset_topology(channel: AbstractChannel, *, output_queue: bool = True) -> None:
+    """Fresh work queues plus (`output_queue`) a queue that collects every event, which
+    nobody consumes: its depth is how a throughput stage knows every event is published."""
     for name in ("interactions.create", "interactions.close", "interactions.dead", OUTPUT_QUEUE):
         await channel.queue_delete(name)
     await declare_topology(channel)
-    # The output queue's depth is how the bench knows every event has been published.
+    if not output_queue:
+        return
     output = await channel.declare_queue(OUTPUT_QUEUE, durable=True)
     await output.bind(await channel.get_exchange(EVENTS_EXCHANGE), "#")
 

@@ -19,13 +19,13 @@ from typing import cast
 import aiormq
 from aiormq.abc import DeliveredMessage
 
-from bench.broker import OUTPUT_QUEUE, broker_channel, create_body, reset_topology
+from bench.broker import broker_channel, create_body, reset_topology
 from bench.cpu import process_cpu_seconds
 from bench.pipeline import WORKER_MODULE, worker_process
+from worker.publisher import PERSISTENT
 from worker.topology import COMMANDS_EXCHANGE, CREATE_ROUTING_KEY, EVENTS_EXCHANGE
 
 TICK_S = 0.005
-PERSISTENT = 2  # AMQP delivery mode
 # The first seconds of load after the worker starts are not steady state (a fresh process,
 # its first connections and statements): timed, but reported apart from the steady figures.
 WARMUP_S = 2.0
@@ -87,8 +87,7 @@ async def _fresh_topology(amqp_url: str) -> None:
     """The worker's queues, empty; without the throughput stages' output queue, which nobody
     reads here and which would have the broker store every event a second time."""
     async with broker_channel(amqp_url) as channel:
-        await reset_topology(channel)
-        await channel.queue_delete(OUTPUT_QUEUE)
+        await reset_topology(channel, output_queue=False)
 
 
 @contextlib.contextmanager

@@ -30,14 +30,7 @@ class EventPublisher:
         await asyncio.gather(*(self.publish_event(event) for event in events))
 
     async def publish_event(self, event: PendingEvent) -> None:
-        properties = spec.Basic.Properties(
-            content_type="application/json",
-            delivery_mode=PERSISTENT,
-            message_id=event.event_id,
-            correlation_id=event.correlation_id,
-            message_type=event.routing_key,
-            timestamp=datetime.now(UTC),
-        )
+        properties = event_properties(event.event_id, event.correlation_id, event.routing_key)
         body = event.body.encode()
         # An event nobody subscribes to yet is not an error of the worker: mandatory=False.
         await publish_confirmed(self.channel, self.events.name, event.routing_key, body, properties)
@@ -60,6 +53,21 @@ class EventPublisher:
         )
 
 
+def event_properties(
+    message_id: str | None, correlation_id: str | None, routing_key: str
+) -> spec.Basic.Properties:
+    """An event's AMQP properties, built directly: aio-pika's `Message` checks every
+    attribute it is given, ten times the cost (10 µs per event here)."""
+    return spec.Basic.Properties(
+        content_type="application/json",
+        delivery_mode=PERSISTENT,
+        message_id=message_id,
+        correlation_id=correlation_id,
+        message_type=routing_key,
+        timestamp=datetime.now(UTC),
+    )
+
+
 async def publish_confirmed(
     channel: AbstractChannel,
     exchange: str,
@@ -74,8 +82,6 @@ async def publish_confirmed(
     frame, so a batch's events went out one per event-loop turn, each behind whatever else
     the busy loop had queued. Now they are all queued at once and written together. Nothing
     grows without bound: the worker's prefetch caps the events waiting for confirms.
-    Events are built as AMQP properties directly, not through aio-pika's `Message` (its
-    checks on every attribute cost ten times as much: 10 µs per event here).
     """
     underlay = cast(aiormq.Channel, await channel.get_underlay_channel())
     await underlay.basic_publish(
