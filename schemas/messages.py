@@ -8,6 +8,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationInfo, field_validator
 
 from schemas.email import LeadEmail
+from schemas.fields import DbId
 
 PAYLOAD_LIMIT_BYTES = 64 * 1024
 RAW_BODY = "raw_body"  # validation-context key: the message body the document came from
@@ -23,10 +24,10 @@ def encode_payload(payload: Any) -> str:
 class CreateInteraction(BaseModel):
     """`interaction.create`: a new contact from a lead through a source."""
 
-    model_config = ConfigDict(extra="ignore", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
     email: LeadEmail = Field(examples=["client@example.com"])
-    source_id: int = Field(gt=0, examples=[1])
+    source_id: DbId
     payload: JsonValue = Field(default=None, examples=[{"text": "Hello, I need help"}])
 
     @field_validator("payload")
@@ -63,6 +64,6 @@ def _small_clean_body(context: Any) -> bool:
 class CloseInteraction(BaseModel):
     """`interaction.close`: the contact is finished and its operator is free again."""
 
-    model_config = ConfigDict(extra="ignore", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
-    interaction_id: int = Field(gt=0, examples=[42])
+    interaction_id: DbId = Field(examples=[42])

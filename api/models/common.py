@@ -1,14 +1,11 @@
-"""Field types shared by the API's models.
+"""Field types of the API's models; the numeric ones are shared with AMQP (`schemas.fields`).
 
-Ids are bounded to PostgreSQL's `integer` so an absurd id is a 422 or a 404, never a database
-error; text refuses NUL, which PostgreSQL cannot store.
+Text refuses NUL, which PostgreSQL cannot store.
 """
 
 from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, Field, StringConstraints
-
-MAX_DB_INT = 2**31 - 1
 
 
 def storable(value: str) -> str:
@@ -23,15 +20,12 @@ def storable(value: str) -> str:
 
 
 StorableText = Annotated[str, AfterValidator(storable)]
-DbId = Annotated[int, Field(ge=1, le=MAX_DB_INT, examples=[1])]
 Name = Annotated[
     str,
     StringConstraints(strip_whitespace=True, min_length=1, max_length=200),
     AfterValidator(storable),
     Field(examples=["Anna Petrova"]),
 ]
-LoadLimit = Annotated[int, Field(ge=0, le=1_000_000, examples=[5])]
-Weight = Annotated[int, Field(ge=1, le=100, examples=[50])]
 
 
 class ErrorOut(BaseModel):

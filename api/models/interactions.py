@@ -5,11 +5,11 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
-from api.models.common import DbId
 from api.models.leads import LeadOut
 from api.models.operators import OperatorOut
 from api.models.sources import SourceOut
 from schemas.events import InteractionStatus
+from schemas.fields import DbId
 from schemas.messages import CreateInteraction
 
 

@@ -5,7 +5,8 @@ from datetime import datetime
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic.json_schema import SkipJsonSchema
 
-from api.models.common import LoadLimit, Name
+from api.models.common import Name
+from schemas.fields import LoadLimit
 
 
 class OperatorCreate(BaseModel):

@@ -12,7 +12,8 @@ from pydantic import (
     field_validator,
 )
 
-from api.models.common import DbId, StorableText, Weight, storable
+from api.models.common import StorableText, storable
+from schemas.fields import DbId, Weight
 
 Identifier = Annotated[
     str,

@@ -8,7 +8,7 @@ from pydantic import BaseModel, Field
 
 from api.deps import SessionDep, StateDep, UnitDep
 from api.docs import errors
-from api.models.common import DbId, NotFound, StorableText
+from api.models.common import NotFound, StorableText
 from api.models.interactions import (
     Accepted,
     AssignRequest,
@@ -20,6 +20,7 @@ from api.routes.params import API_PREFIX, InteractionId, PageQuery
 from api.routes.sources import existing_source
 from db.repositories.interactions import InteractionCRUD, InteractionFilter
 from schemas.events import InteractionStatus
+from schemas.fields import DbId
 from schemas.messages import CloseInteraction
 from worker.commands import CloseRequest, Envelope, Refused
 from worker.routing import Router

@@ -5,7 +5,7 @@ from typing import Annotated
 from fastapi import Path, Query
 from pydantic import BaseModel, Field
 
-from api.models.common import MAX_DB_INT
+from schemas.fields import MAX_DB_INT
 
 API_PREFIX = "/api/v1"
 

@@ -6,13 +6,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.deps import SessionDep, UnitDep
 from api.docs import errors
-from api.models.common import MAX_DB_INT, Conflict, NotFound
+from api.models.common import Conflict, NotFound
 from api.models.sources import OperatorWeight, SourceCreate, SourceOut, SourceWeights
 from api.routes.params import API_PREFIX, SourceId
 from db.models import Source
 from db.repositories.operators import OperatorCRUD
 from db.repositories.settings import SourceOperatorSettingCRUD
 from db.repositories.sources import SourceCRUD
+from schemas.fields import MAX_DB_INT
 from worker.routing import Router
 
 router = APIRouter(prefix=f"{API_PREFIX}/sources", tags=["sources"])
