@@ -15,6 +15,7 @@ import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractQueue
 from aio_pika.exceptions import ChannelNotFoundEntity, DeliveryError
 
+from messaging import lenient_strings
 from worker.message_copy import copy_with_headers
 from worker.topology import COMMANDS_EXCHANGE, DEAD_QUEUE
 
@@ -46,9 +47,10 @@ class ReplayReport:
 
 
 def describe(message: AbstractIncomingMessage) -> DeadLetter:
+    """For a terminal: a property that is not UTF-8 shows its bytes as `\xff`."""
     headers = dict(message.headers or {})
     return DeadLetter(
-        message.message_id,
+        lenient_strings.printable(message.message_id) if message.message_id else None,
         original_routing_key(message),
         str(headers.get("x-error", "")),
         message.body,
@@ -71,9 +73,16 @@ def replayable(message: AbstractIncomingMessage) -> aio_pika.Message:
     return copy_with_headers(message, headers)
 
 
+def unprocessable(message: AbstractIncomingMessage) -> str | None:
+    """A letter whose properties are not UTF-8 would only be dead-lettered again: it stays."""
+    properties = lenient_strings.short_string_properties(message)
+    return lenient_strings.invalid_utf8_property(properties, message.headers or {})
+
+
 @contextlib.asynccontextmanager
 async def dead_queue(amqp_url: str) -> AsyncIterator[tuple[AbstractChannel, AbstractQueue]]:
     """A confirming channel (unroutable publishes raise) and the dead-letter queue, passively."""
+    lenient_strings.install()
     connection = await aio_pika.connect(amqp_url)
     async with connection:
         channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
@@ -122,11 +131,16 @@ async def replay(amqp_url: str, limit: int) -> ReplayReport:
             message = await queue.get(no_ack=False, fail=False)
             if message is None:
                 break
+            letter = describe(message)
+            if (not_utf8 := unprocessable(message)) is not None:
+                report.failed.append(f"{letter.message_id}: {not_utf8}; fix the publisher")
+                kept.append(message)
+                continue
             try:
                 routing_key = original_routing_key(message)
                 await exchange.publish(replayable(message), routing_key, mandatory=True)
             except DeliveryError as exc:
-                report.failed.append(f"{message.message_id}: {routing_key!r} not routed ({exc})")
+                report.failed.append(f"{letter.message_id}: {routing_key!r} not routed ({exc})")
                 kept.append(message)  # held unacked so `get` does not return it again
                 continue
             await message.ack()

@@ -19,9 +19,12 @@ from schemas.settings import Settings
 from worker.app import Worker
 from worker.metrics import WorkerMetrics
 from worker.observability import serve_observability
+from worker.topology import TopologyConflict
 
 log = structlog.get_logger(__name__)
-DEFAULT_METRICS_HOST = "0.0.0.0"  # the Prometheus exporter convention; containers need it
+# This machine only, unless asked: /metrics and /health need no token. docker-compose.yml
+# passes `--metrics-host 0.0.0.0` for scrapers and health checks inside its network.
+DEFAULT_METRICS_HOST = "127.0.0.1"
 
 
 async def run_worker(
@@ -46,6 +49,9 @@ async def run_worker(
     except SchemaBehindError as exc:
         log.error(str(exc))
         return 3
+    except TopologyConflict as exc:
+        log.error(str(exc))
+        return 4
     finally:
         await engine.dispose()
 

@@ -14,6 +14,8 @@ PAYLOAD_LIMIT_BYTES = 64 * 1024
 RAW_BODY = "raw_body"  # validation-context key: the message body the document came from
 # `\u0000` preceded by an even number of backslashes: an escaped NUL, not the text "\u0000".
 _ESCAPED_NUL = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")
+# Any `\ud800`..`\udfff` escape: a surrogate, lone unless its pair follows.
+_ESCAPED_SURROGATE = re.compile(rb"\\u[dD][89abcdefABCDEF]")
 
 
 def encode_payload(payload: Any) -> str:
@@ -33,22 +35,27 @@ class CreateInteraction(BaseModel):
     @field_validator("payload")
     @classmethod
     def _payload_storable(cls, value: JsonValue, info: ValidationInfo) -> JsonValue:
-        """At most 64 KiB encoded, and no NUL character (PostgreSQL's jsonb cannot hold one,
-        so SQLite and PostgreSQL deployments refuse the same payloads)."""
+        """At most 64 KiB encoded, no NUL character and no lone surrogate (PostgreSQL's jsonb
+        can hold neither, so SQLite and PostgreSQL deployments refuse the same payloads)."""
         if _small_clean_body(info.context):
             return value
         encoded = encode_payload(value)
         if _ESCAPED_NUL.search(encoded):
             raise ValueError("payload contains the NUL character (\\u0000), which cannot be stored")
-        size = len(encoded.encode())
+        try:
+            size = len(encoded.encode())
+        except UnicodeEncodeError:
+            raise ValueError(
+                "payload contains a lone surrogate (\\ud800-\\udfff), not Unicode"
+            ) from None
         if size > PAYLOAD_LIMIT_BYTES:
             raise ValueError(f"payload is {size} bytes encoded, limit is {PAYLOAD_LIMIT_BYTES}")
         return value
 
 
 def _small_clean_body(context: Any) -> bool:
-    """The worker passes the raw body: when it is small and spells no escaped NUL, the payload
-    inside cannot break either rule, so the hot path skips encoding it once more.
+    """The worker passes the raw body: when it is small and spells no escaped NUL or surrogate,
+    the payload inside cannot break a rule, so the hot path skips encoding it once more.
 
     Re-encoding can grow JSON at most ~4.5x (`1e15` becomes `1000000000000000.0`), hence /5;
     a raw NUL byte is not valid JSON, so a NUL in the payload must be spelled `\\u0000`.
@@ -58,6 +65,7 @@ def _small_clean_body(context: Any) -> bool:
         isinstance(body, bytes)
         and len(body) * 5 <= PAYLOAD_LIMIT_BYTES
         and (b"\\u0000" not in body)
+        and _ESCAPED_SURROGATE.search(body) is None
     )
 
 

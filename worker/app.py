@@ -18,6 +18,7 @@ from aio_pika import ExchangeType
 from aio_pika.abc import AbstractIncomingMessage, AbstractRobustConnection
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from messaging import lenient_strings
 from schemas.settings import Settings
 from worker.lane import RoutingLane, open_lane
 from worker.metrics import WorkerMetrics
@@ -90,6 +91,7 @@ class Worker:
 
     @contextlib.asynccontextmanager
     async def _started(self) -> AsyncIterator[_Running]:
+        lenient_strings.install()
         connection = await aio_pika.connect_robust(self.settings.amqp_url)
         self.connection = connection
         try:

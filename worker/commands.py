@@ -1,6 +1,7 @@
 """Commands as the router sees them (a validated body plus its AMQP envelope) and their outcomes."""
 
 from dataclasses import dataclass, field
+from enum import StrEnum
 
 from schemas.messages import CloseInteraction, CreateInteraction
 
@@ -51,11 +52,28 @@ class Routed:
     replayed: bool = False
 
 
+class RefusalClass(StrEnum):
+    """Why a message was dead-lettered, as a fixed set: the metric's `reason` label."""
+
+    TOO_LARGE = "too_large"
+    NOT_JSON = "not_json"
+    INVALID_BODY = "invalid_body"
+    CONTENT_TYPE = "content_type"
+    INVALID_PROPERTY = "invalid_property"
+    UNKNOWN_SOURCE = "unknown_source"
+    UNKNOWN_INTERACTION = "unknown_interaction"
+    DELIVERY_LIMIT = "delivery_limit"
+    DATABASE_UNAVAILABLE = "database_unavailable"
+    INTERNAL_ERROR = "internal_error"
+
+
 @dataclass(frozen=True)
 class Refused:
-    """A command that can never take effect; it goes to the dead-letter queue with `reason`."""
+    """A command that can never take effect; it goes to the dead-letter queue with `reason`
+    (one line, see `worker.reasons`) and is counted under `kind`."""
 
     reason: str
+    kind: RefusalClass
 
 
 @dataclass

@@ -23,6 +23,11 @@ class WorkerMetrics:
             ["reason"],
             registry=r,
         )
+        self.reply_to_ignored = Counter(
+            "leadrouter_reply_to_ignored",
+            "Commands whose reply_to named one of the service's own queues",
+            registry=r,
+        )
         self.events_published = Counter(
             "leadrouter_events_published", "Events confirmed by the broker", ["type"], registry=r
         )
@@ -45,9 +50,3 @@ class WorkerMetrics:
             registry=r,
         )
         self.load = LoadGauges(r)
-
-
-def reason_label(reason: str) -> str:
-    """A low-cardinality label from a free-text reason: its first words before any detail."""
-    head = reason.split(":", 1)[0]
-    return " ".join(head.split()[:3])[:40] or "unknown"

@@ -1,17 +1,24 @@
-"""From AMQP bytes to a validated command, or a one-line reason why not. Pure: no I/O."""
+"""From AMQP bytes and properties to a validated command, or a one-line reason why not.
+
+Pure: no I/O. Nothing a publisher sends can make these functions raise: whatever fails while
+one message is read is that message's refusal, never its batch's.
+"""
 
 import json
+from collections.abc import Mapping
 from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
+from messaging.lenient_strings import invalid_utf8_property
 from schemas.messages import PAYLOAD_LIMIT_BYTES, RAW_BODY, CloseInteraction, CreateInteraction
-from worker.commands import CloseRequest, CreateRequest, Envelope, Refused
+from worker.commands import CloseRequest, CreateRequest, Envelope, RefusalClass, Refused
+from worker.reasons import error_summary, one_line
 
 CommandKind = Literal["create", "close"]
 # The payload may be 64 KiB; the rest of a create body is a few hundred bytes at most.
 MAX_BODY_BYTES = PAYLOAD_LIMIT_BYTES + 4096
-MAX_REASON_CHARS = 500
+JSON_MEDIA_TYPE = "application/json"
 M = TypeVar("M", bound=BaseModel)
 
 
@@ -19,11 +26,16 @@ def parse_command(
     kind: CommandKind, key: int, body: bytes, envelope: Envelope
 ) -> CreateRequest | CloseRequest | Refused:
     if len(body) > MAX_BODY_BYTES:
-        return Refused(f"message body is {len(body)} bytes, over the {MAX_BODY_BYTES} byte limit")
+        return Refused(
+            f"message body is {len(body)} bytes, over the {MAX_BODY_BYTES} byte limit",
+            RefusalClass.TOO_LARGE,
+        )
     try:
         document = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        return Refused(f"body is not JSON: {exc}")
+    except RecursionError:
+        return Refused("body is not JSON: nested too deeply", RefusalClass.NOT_JSON)
+    except Exception as exc:  # JSONDecodeError, UnicodeDecodeError, ValueError (huge numbers)
+        return Refused(one_line(f"body is not JSON: {exc}"), RefusalClass.NOT_JSON)
     if kind == "create":
         create = _validate(CreateInteraction, document, {RAW_BODY: body})
         return create if isinstance(create, Refused) else CreateRequest(key, create, envelope)
@@ -35,21 +47,67 @@ def _validate(model: type[M], document: Any, context: dict[str, Any] | None = No
     try:
         return model.model_validate(document, context=context)
     except ValidationError as exc:
-        return Refused(f"invalid {model.__name__}: {summarise(exc)}")
+        reason = f"invalid {model.__name__}: {summarise(exc)}"
+    except RecursionError:
+        reason = f"invalid {model.__name__}: nested too deeply"
+    except Exception as exc:
+        reason = f"invalid {model.__name__}: {error_summary(exc)}"
+    return Refused(one_line(reason), RefusalClass.INVALID_BODY)
 
 
 def summarise(exc: ValidationError) -> str:
     """pydantic's errors as one line: `email: value is not a valid email ...; source_id: ...`."""
     parts = [
         f"{'.'.join(str(p) for p in error['loc']) or 'body'}: {error['msg']}"
-        for error in exc.errors(include_url=False)
+        for error in exc.errors(include_url=False, include_input=False, include_context=False)
     ]
-    return "; ".join(parts)[:MAX_REASON_CHARS]
+    return one_line("; ".join(parts))
 
 
-def poison_reason(headers: dict[str, Any], delivery_limit: int) -> str | None:
-    """A message delivered this often without an outcome crashes whoever takes it."""
+def envelope_refusal(
+    properties: Mapping[str, Any],
+    headers: Mapping[str, Any],
+    redelivered: bool,
+    delivery_limit: int,
+) -> Refused | None:
+    """What the AMQP envelope alone rules out, before the body is read."""
+    if (poison := poison_reason(headers, redelivered, delivery_limit)) is not None:
+        return Refused(poison, RefusalClass.DELIVERY_LIMIT)
+    if (not_utf8 := invalid_utf8_property(properties, headers)) is not None:
+        return Refused(not_utf8, RefusalClass.INVALID_PROPERTY)
+    content_type = properties.get("content_type")
+    if not is_json_content_type(content_type):
+        return Refused(
+            one_line(f"content_type {content_type!r} is not {JSON_MEDIA_TYPE}"),
+            RefusalClass.CONTENT_TYPE,
+        )
+    encoding = properties.get("content_encoding")
+    if encoding and str(encoding).strip().lower() not in ("identity", "utf-8", "utf8"):
+        return Refused(
+            one_line(f"content_encoding {encoding!r} is not supported; send plain UTF-8 JSON"),
+            RefusalClass.CONTENT_TYPE,
+        )
+    return None
+
+
+def is_json_content_type(content_type: object) -> bool:
+    """`application/json` (any parameters, any case), or none at all, as the contract allows."""
+    if content_type is None or content_type == "":
+        return True
+    if not isinstance(content_type, str):
+        return False
+    return content_type.split(";", 1)[0].strip().lower() == JSON_MEDIA_TYPE
+
+
+def poison_reason(headers: Mapping[str, Any], redelivered: bool, delivery_limit: int) -> str | None:
+    """A message delivered this often without an outcome crashes whoever takes it.
+
+    Only a redelivery counts: on a first delivery `x-delivery-count` can only be a header the
+    publisher set itself, and a forged count must not dead-letter a fresh message.
+    """
+    if not redelivered:
+        return None
     count = headers.get("x-delivery-count")
-    if isinstance(count, int) and count >= delivery_limit:
+    if isinstance(count, int) and not isinstance(count, bool) and count >= delivery_limit:
         return f"delivery limit reached: delivered {count + 1} times without an outcome"
     return None

@@ -18,13 +18,24 @@ from aio_pika.abc import AbstractIncomingMessage
 from db.errors import is_transient
 from db.routing_store.protocol import RoutingStore
 from db.types import utcnow
-from worker.commands import CloseRequest, CreateRequest, Envelope, Refused, Routed, RoutingOutcome
+from messaging.lenient_strings import printable, short_string_properties
+from worker.commands import (
+    CloseRequest,
+    CreateRequest,
+    Envelope,
+    RefusalClass,
+    Refused,
+    Routed,
+    RoutingOutcome,
+)
 from worker.lane import RoutingLane
-from worker.metrics import WorkerMetrics, reason_label
-from worker.parse import CommandKind, parse_command, poison_reason
+from worker.metrics import WorkerMetrics
+from worker.parse import CommandKind, envelope_refusal, parse_command
 from worker.publisher import EventPublisher
+from worker.reasons import error_summary, one_line
 from worker.retry import RetriesExhausted, retry_transient
 from worker.routing import Router
+from worker.topology import is_own_queue
 
 log = structlog.get_logger(__name__)
 Request = CreateRequest | CloseRequest
@@ -48,7 +59,7 @@ class RoutedBatch:
 
     deliveries: Sequence[Delivery]
     outcome: RoutingOutcome
-    refused: dict[int, str]
+    refused: dict[int, Refused]
     started: float
     unmarked: list[str] = field(default_factory=list)
 
@@ -78,14 +89,14 @@ class BatchProcessor:
         started = time.perf_counter()
         requests, refused = self._parse(deliveries)
         outcome, marked = await self._route(requests, marks)
-        refused.update({k: r.reason for k, r in outcome.results.items() if isinstance(r, Refused)})
+        refused.update({k: r for k, r in outcome.results.items() if isinstance(r, Refused)})
         return RoutedBatch(deliveries, outcome, refused, started, [] if marked else list(marks))
 
     def send(self, routed: RoutedBatch) -> "asyncio.Future[list[None]]":
         """Start every dead letter and event publish now, in order; resolves when all confirmed."""
         publishes = [
-            self.publisher.dead_letter(routed.deliveries[k].message, reason)
-            for k, reason in routed.refused.items()
+            self.publisher.dead_letter(routed.deliveries[k].message, refusal.reason)
+            for k, refusal in routed.refused.items()
         ]
         publishes += [self.publisher.publish_event(event) for event in routed.outcome.events]
         return asyncio.gather(*(asyncio.ensure_future(p) for p in publishes))
@@ -122,20 +133,50 @@ class BatchProcessor:
         except Exception as exc:  # the relay re-sends them later with the same event_id
             log.warning("could not mark events published", error=repr(exc)[:300])
 
-    def _parse(self, deliveries: Sequence[Delivery]) -> tuple[list[Request], dict[int, str]]:
+    def _parse(self, deliveries: Sequence[Delivery]) -> tuple[list[Request], dict[int, Refused]]:
         requests: list[Request] = []
-        refused: dict[int, str] = {}
+        refused: dict[int, Refused] = {}
         for key, delivery in enumerate(deliveries):
-            message = delivery.message
-            parsed = parse_command(delivery.kind, key, message.body, _envelope(message))
-            poison = poison_reason(dict(message.headers or {}), self.config.delivery_limit)
-            if poison is not None:
-                refused[key] = poison
-            elif isinstance(parsed, Refused):
-                refused[key] = parsed.reason
+            parsed = self._parse_one(key, delivery)
+            if isinstance(parsed, Refused):
+                refused[key] = parsed
             else:
                 requests.append(parsed)
         return requests, refused
+
+    def _parse_one(self, key: int, delivery: Delivery) -> Request | Refused:
+        """Whatever goes wrong here is this message's refusal: a batch is never sent back
+        to the queue because of what one publisher wrote."""
+        message = delivery.message
+        try:
+            headers = message.headers or {}
+            refusal = envelope_refusal(
+                short_string_properties(message),
+                headers,
+                bool(message.redelivered),
+                self.config.delivery_limit,
+            )
+            if refusal is not None:
+                return refusal
+            return parse_command(delivery.kind, key, message.body, self._envelope(message))
+        except Exception as exc:
+            log.exception("could not read message", key=key)
+            reason = one_line(f"could not read message: {error_summary(exc)}")
+            return Refused(reason, RefusalClass.INVALID_BODY)
+
+    def _envelope(self, message: AbstractIncomingMessage) -> Envelope:
+        """A `reply_to` naming one of the service's own queues would turn the event into a
+        command (or a dead letter): it is dropped, logged and counted, never delivered."""
+        reply_to = message.reply_to
+        if reply_to is not None and is_own_queue(reply_to):
+            log.warning(
+                "reply_to names a queue of this service; ignored",
+                reply_to=printable(reply_to),
+                message_id=printable(message.message_id or ""),
+            )
+            self.metrics.reply_to_ignored.inc()
+            reply_to = None
+        return Envelope(message.message_id, message.correlation_id, reply_to)
 
     async def _route(
         self, requests: Sequence[Request], marks: Sequence[str] = ()
@@ -155,12 +196,15 @@ class BatchProcessor:
             )
             return outcome, True
         except RetriesExhausted as exc:
-            return _refuse_all(requests, f"database unavailable: {exc}"), False
+            reason = (
+                f"database unavailable: {exc.attempts} attempts, last {error_summary(exc.last)}"
+            )
+            return _refuse_all(requests, reason, RefusalClass.DATABASE_UNAVAILABLE), False
         except Exception as exc:
             if len(requests) == 1:
                 log.exception("routing failed", key=requests[0].key)
-                reason = f"internal error: {type(exc).__name__}: {exc}"[:500]
-                return _refuse_all(requests, reason), False
+                reason = f"internal error: {error_summary(exc)}"
+                return _refuse_all(requests, reason, RefusalClass.INTERNAL_ERROR), False
             log.warning("batch failed, isolating", size=len(requests), error=repr(exc)[:300])
             return await self._route_one_by_one(requests), False
 
@@ -192,12 +236,13 @@ class BatchProcessor:
         for key, delivery in enumerate(routed.deliveries):
             message_id = delivery.message.message_id
             result = routed.outcome.results.get(key)
-            if key in routed.refused:
+            if (refusal := routed.refused.get(key)) is not None:
                 log.warning(
                     "message dead-lettered",
                     queue=delivery.kind,
-                    message_id=message_id,
-                    reason=routed.refused[key],
+                    message_id=printable(message_id or "") or None,
+                    reason=refusal.reason,
+                    reason_class=refusal.kind.value,
                     duration_ms=elapsed_ms,
                 )
             elif isinstance(result, Routed):
@@ -220,7 +265,7 @@ class BatchProcessor:
         tallies = (
             (m.consumed, Counter(d.kind for d in routed.deliveries)),
             (m.events_published, Counter(e.routing_key for e in routed.outcome.events)),
-            (m.dead_lettered, Counter(reason_label(r) for r in routed.refused.values())),
+            (m.dead_lettered, Counter(r.kind.value for r in routed.refused.values())),
             (
                 m.routed,
                 Counter(r.status for r in routed.outcome.results.values() if isinstance(r, Routed)),
@@ -246,9 +291,6 @@ async def ack_batch(deliveries: Sequence[Delivery]) -> None:
         await message.ack(multiple=True)
 
 
-def _envelope(message: AbstractIncomingMessage) -> Envelope:
-    return Envelope(message.message_id, message.correlation_id, message.reply_to)
-
-
-def _refuse_all(requests: Sequence[Request], reason: str) -> RoutingOutcome:
-    return RoutingOutcome(results={r.key: Refused(reason) for r in requests})
+def _refuse_all(requests: Sequence[Request], reason: str, kind: RefusalClass) -> RoutingOutcome:
+    refusal = Refused(one_line(reason), kind)
+    return RoutingOutcome(results={r.key: refusal for r in requests})

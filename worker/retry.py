@@ -17,6 +17,7 @@ class RetriesExhausted(Exception):
     def __init__(self, attempts: int, last: BaseException) -> None:
         super().__init__(f"still failing after {attempts} attempts: {type(last).__name__}: {last}")
         self.attempts = attempts
+        self.last = last
 
 
 def backoff_delay(attempt: int, rng: Random, base_s: float = 0.05, cap_s: float = 2.0) -> float:

@@ -20,6 +20,7 @@ from worker.commands import (
     CreateRequest,
     Envelope,
     PendingEvent,
+    RefusalClass,
     Refused,
     Routed,
     RoutingOutcome,
@@ -183,7 +184,7 @@ class Router:
                 accepted.append(request)
             else:
                 self.outcome.results[request.key] = Refused(
-                    f"unknown source_id {request.command.source_id}"
+                    f"unknown source_id {request.command.source_id}", RefusalClass.UNKNOWN_SOURCE
                 )
         return accepted
 
@@ -254,7 +255,9 @@ class Router:
             found = facts.get(interaction_id)
             stored = already.get(interaction_id)
             if found is None:
-                self.outcome.results[request.key] = Refused(f"unknown interaction {interaction_id}")
+                self.outcome.results[request.key] = Refused(
+                    f"unknown interaction {interaction_id}", RefusalClass.UNKNOWN_INTERACTION
+                )
             elif interaction_id in first_close:
                 self._followers.append((request, first_close[interaction_id]))
             elif stored is not None:

@@ -44,7 +44,7 @@ class Inbox:
         async with message.process():
             try:
                 body = json.loads(message.body)
-            except ValueError:
+            except (ValueError, RecursionError):  # hostile bodies come back as dead letters
                 body = {"_raw": message.body.decode(errors="replace")}
             self._items.put_nowait(Received(message.routing_key or "", body, message))
 

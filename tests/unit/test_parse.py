@@ -86,10 +86,14 @@ def test_close_needs_a_positive_interaction_id() -> None:
 
 
 def test_poison_after_the_delivery_limit() -> None:
-    assert poison_reason({}, 5) is None
-    assert poison_reason({"x-delivery-count": 4}, 5) is None
-    reason = poison_reason({"x-delivery-count": 5}, 5)
+    assert poison_reason({}, True, 5) is None
+    assert poison_reason({"x-delivery-count": 4}, True, 5) is None
+    reason = poison_reason({"x-delivery-count": 5}, True, 5)
     assert reason is not None and "delivery limit" in reason
+
+
+def test_a_first_delivery_is_never_poison_whatever_its_headers_say() -> None:
+    assert poison_reason({"x-delivery-count": 99}, False, 5) is None
 
 
 @pytest.mark.parametrize("payload", [{"t": "a\x00b"}, {"k\x00": 1}, ["x\\\x00"]])

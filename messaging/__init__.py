@@ -1,0 +1,1 @@
+"""AMQP plumbing shared by the worker, the API and the CLI."""
