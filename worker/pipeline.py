@@ -196,9 +196,8 @@ class BatchProcessor:
             )
             return outcome, True
         except RetriesExhausted as exc:
-            reason = (
-                f"database unavailable: {exc.attempts} attempts, last {error_summary(exc.last)}"
-            )
+            last = error_summary(exc.last)
+            reason = f"database unavailable: still failing after {exc.attempts} attempts: {last}"
             return _refuse_all(requests, reason, RefusalClass.DATABASE_UNAVAILABLE), False
         except Exception as exc:
             if len(requests) == 1:
