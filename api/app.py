@@ -3,17 +3,22 @@
 from fastapi import FastAPI
 
 from api.auth import BearerTokenMiddleware, documented_security
+from api.body_limit import MAX_BODY_BYTES, BodyLimitMiddleware
 from api.errors import install_error_handlers
 from api.lifespan import lifespan
 from api.metrics import ApiMetrics, RequestMetricsMiddleware
 from api.routes import health, interactions, leads, metrics, operators, sources, stats
+from api.site_guard import SiteGuardMiddleware
 from schemas.settings import Settings
 
-DESCRIPTION = """\
+DESCRIPTION = f"""\
 Configure sources, operators and weights; read interactions, leads and statistics; assign and
 close interactions by hand; publish `interaction.create` over HTTP. Every change that can free
 capacity hands waiting interactions to operators at once, oldest first, with the worker's code.
 When `API_TOKEN` is set, every `/api/v1` route needs `Authorization: Bearer <token>`.
+Changes (POST, PUT, PATCH, DELETE) take bodies as `application/json` only (415 otherwise) and are
+refused with 403 when a browser sends them from another site (`Origin`, `Sec-Fetch-Site`).
+Request bodies are limited to {MAX_BODY_BYTES // 1024} KiB (413).
 """
 
 
@@ -28,6 +33,9 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(health.router)
     app.include_router(metrics.router)
     install_error_handlers(app)
+    # Added innermost first: metrics see every answer, then the token, the site, the body size.
+    app.add_middleware(BodyLimitMiddleware)
+    app.add_middleware(SiteGuardMiddleware)
     if token is not None:
         app.add_middleware(BearerTokenMiddleware, token=token)
     app.add_middleware(RequestMetricsMiddleware, metrics=app.state.metrics)

@@ -1,11 +1,13 @@
 """Domain exceptions to HTTP answers, all as JSON `{"detail": ...}`."""
 
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DBAPIError
 
 from api.broker import BrokerUnavailable
 from api.models.common import Conflict, NotFound
+from api.validation_errors import validation_failed
 from db.errors import is_transient
 from worker.retry import RetriesExhausted
 from worker.routing import AssignmentRefused
@@ -48,6 +50,7 @@ def _database_busy() -> JSONResponse:
 
 
 def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(RequestValidationError, validation_failed)
     app.add_exception_handler(NotFound, _not_found)
     app.add_exception_handler(Conflict, _conflict)
     app.add_exception_handler(AssignmentRefused, _refused)

@@ -4,16 +4,24 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from random import Random
 
+import structlog
 from fastapi import FastAPI
 
 from api.broker import Broker
 from api.state import ApiState
 from db.session import create_engine, create_read_session_factory, create_session_factory
 
+log = structlog.get_logger(__name__)
+OPEN_API_WARNING = (
+    "API_TOKEN is not set: every /api/v1 route is open to anyone who can reach this port"
+)
+
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings = app.state.settings
+    if not settings.api_token:  # unset or empty, as create_app reads it; said once per start
+        log.warning(OPEN_API_WARNING)
     engine = create_engine(settings.database_url)
     broker = Broker(settings.amqp_url)
     broker.start()

@@ -15,7 +15,9 @@ def storable(value: str) -> str:
     try:
         value.encode("utf-8")
     except UnicodeEncodeError:
-        raise ValueError("must be valid Unicode text") from None
+        raise ValueError(
+            "must be valid Unicode text, without lone surrogates such as \\ud800"
+        ) from None
     return value
 
 

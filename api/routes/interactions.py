@@ -16,11 +16,10 @@ from api.models.interactions import (
     InteractionDetail,
     InteractionOut,
 )
-from api.routes.params import API_PREFIX, InteractionId, PageQuery
+from api.routes.params import API_PREFIX, InteractionId, PageQuery, QueryId
 from api.routes.sources import existing_source
 from db.repositories.interactions import InteractionCRUD, InteractionFilter
 from schemas.events import InteractionStatus
-from schemas.fields import DbId
 from schemas.messages import CloseInteraction
 from worker.commands import CloseRequest, Envelope, Refused
 from worker.routing import Router
@@ -31,8 +30,8 @@ router = APIRouter(prefix=f"{API_PREFIX}/interactions", tags=["interactions"])
 
 class InteractionQuery(BaseModel):
     status: InteractionStatus | None = None
-    operator_id: DbId | None = None
-    source_id: DbId | None = None
+    operator_id: QueryId | None = None
+    source_id: QueryId | None = None
     message_id: Annotated[StorableText, Field(max_length=255)] | None = None
 
     def as_filter(self) -> InteractionFilter:

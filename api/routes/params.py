@@ -12,6 +12,8 @@ API_PREFIX = "/api/v1"
 OperatorId = Annotated[int, Path(ge=1, le=MAX_DB_INT, examples=[3])]
 SourceId = Annotated[int, Path(ge=1, le=MAX_DB_INT, examples=[1])]
 InteractionId = Annotated[int, Path(ge=1, le=MAX_DB_INT, examples=[42])]
+# A query string is text: "2" is the id 2 there (bodies use the strict `schemas.fields.DbId`).
+QueryId = Annotated[int, Field(ge=1, le=MAX_DB_INT, examples=[1])]
 
 
 class Page(BaseModel):

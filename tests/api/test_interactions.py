@@ -163,7 +163,7 @@ async def test_http_ingress_refusals(client: AsyncClient, channel: AbstractChann
         ({"email": "a@example.com"}, 422),
         ({"email": "a@example.com", "source_id": source, "payload": "x" * 70_000}, 422),
         ({"email": "a@example.com", "source_id": 9999}, 404),
-        ({"email": "a@example.com", "source_id": 2**40}, 404),
+        ({"email": "a@example.com", "source_id": 2**40}, 422),  # beyond the id column
     ):
         response = await client.post("/interactions", json=body)
         assert response.status_code == status, (body, response.text)
