@@ -11,11 +11,13 @@ RUN useradd --create-home --uid 10001 --shell /usr/sbin/nologin leadrouter
 
 WORKDIR /src
 
-# Dependency layer: rebuilt only when pyproject.toml changes, not on every code change.
-COPY pyproject.toml ./
+# Dependency layer: rebuilt only when pyproject.toml or constraints.txt changes, not on every
+# code change. The runtime dependencies come from pyproject.toml, their exact versions from
+# constraints.txt (the set CI tests; scripts/update-constraints regenerates it).
+COPY pyproject.toml constraints.txt ./
 RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" \
         > /tmp/requirements.txt \
-    && pip install -r /tmp/requirements.txt \
+    && pip install -c constraints.txt -r /tmp/requirements.txt \
     && rm /tmp/requirements.txt
 
 # The code itself, installed without touching the dependency layer.

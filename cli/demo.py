@@ -21,6 +21,7 @@ from cli.demo_events import ROUTING_RESULTS, RoutingWatcher
 from cli.demo_setup import DemoConfig, ensure_sample_setup, read_config
 from cli.distribution import Outcome, operator_rows, source_rows
 from cli.progress import ProgressBar
+from cli.redact import redact
 from cli.table import render_table
 from db.schema_version import SchemaBehindError, ensure_schema_current
 from db.session import create_engine, create_session_factory
@@ -44,9 +45,11 @@ def run_demo(settings: Settings, count: int, *, timeout_s: float, keep_open: boo
     try:
         return asyncio.run(_demo(settings, count, timeout_s, keep_open))
     except DemoError as exc:
-        print(f"leadrouter demo: {exc}", file=sys.stderr)
+        print(redact(f"leadrouter demo: {exc}"), file=sys.stderr)
     except ConnectionError as exc:
-        print(f"leadrouter demo: cannot reach the broker (AMQP_URL): {exc}", file=sys.stderr)
+        print(
+            redact(f"leadrouter demo: cannot reach the broker (AMQP_URL): {exc}"), file=sys.stderr
+        )
     return 2
 
 

@@ -1,17 +1,22 @@
 """structlog for our lines and stdlib's (aio-pika, SQLAlchemy, uvicorn) through one renderer.
 
-JSON when not on a terminal (or LOG_FORMAT=json), coloured console otherwise.
+JSON when not on a terminal (or LOG_FORMAT=json), coloured console otherwise. Every line, ours
+or a library's, passes `redact_secrets` first, so a URL's password never reaches the output.
 """
 
 import atexit
+import dataclasses
+import io
 import logging
+import re
 import sys
-from collections.abc import Callable
-from typing import Any, Literal
+from collections.abc import Callable, Mapping
+from typing import Any, Literal, TextIO
 
 import structlog
 
 from cli.log_writer import LoopBatchedWriter
+from cli.redact import redact
 
 
 def configure_logging(log_format: Literal["console", "json"], level: int = logging.INFO) -> None:
@@ -25,10 +30,12 @@ def configure_logging(log_format: Literal["console", "json"], level: int = loggi
     renderer: structlog.typing.Processor = (
         structlog.processors.JSONRenderer()
         if log_format == "json"
-        else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
+        else structlog.dev.ConsoleRenderer(
+            colors=sys.stderr.isatty(), exception_formatter=_redacting_exception_formatter()
+        )
     )
     structlog.configure(
-        processors=[*shared, _format_exc_info(log_format), renderer],
+        processors=[*shared, _format_exc_info(log_format), redact_secrets, renderer],
         logger_factory=_writer_factory(),
         wrapper_class=structlog.make_filtering_bound_logger(level),
         cache_logger_on_first_use=True,
@@ -38,6 +45,7 @@ def configure_logging(log_format: Literal["console", "json"], level: int = loggi
         processors=[
             structlog.stdlib.ProcessorFormatter.remove_processors_meta,
             _format_exc_info(log_format),
+            redact_secrets,
             renderer,
         ],
     )
@@ -64,3 +72,70 @@ def _identity(
     _logger: object, _name: str, event_dict: structlog.typing.EventDict
 ) -> structlog.typing.EventDict:
     return event_dict
+
+
+_SCALARS = frozenset({int, float, bool, type(None)})
+_PLAIN = (str, int, float, bool, type(None))
+
+
+def redact_secrets(
+    _logger: object, _name: str, event_dict: structlog.typing.EventDict
+) -> structlog.typing.EventDict:
+    """Mask `scheme://user:password@` in the event and every value, nested ones included.
+
+    Runs on every line, so the common case (ints and short strings without `://`) costs a type
+    check and a substring test. Other objects (exceptions, models) are rendered with `repr`
+    by both renderers; that text replaces the object only when it held a password.
+    `exc_info` is left to the renderer: JSON gets it formatted (and masked) as `exception`
+    by then, the console masks it in `_redacting_exception_formatter`.
+    """
+    for key, value in event_dict.items():
+        kind = type(value)
+        if kind is str:
+            if "://" in value:
+                event_dict[key] = redact(value)
+        elif kind not in _SCALARS and key != "exc_info":
+            masked = _redact_value(value)
+            if masked is not value:
+                event_dict[key] = masked
+    return event_dict
+
+
+def _redact_value(value: Any) -> Any:
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, _PLAIN):
+        return value
+    if isinstance(value, Mapping):
+        items = {k: _redact_value(v) for k, v in value.items()}
+        changed = any(items[k] is not v for k, v in value.items())
+        return items if changed else value
+    if isinstance(value, list | tuple | set | frozenset):
+        masked = [_redact_value(v) for v in value]
+        changed = any(m is not v for m, v in zip(masked, value, strict=True))
+        return masked if changed else value
+    text = repr(value)
+    redacted = redact(text)
+    return redacted if redacted != text else value
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def _redacting_exception_formatter() -> structlog.typing.ExceptionRenderer:
+    """The console's traceback, masked. Without local variables: they hold URLs and settings,
+    and rich cuts long strings, which could leave a password without the `@` that marks it.
+    Colour codes can split a URL, so a traceback that holds a password is printed plain."""
+    inner = structlog.dev.default_exception_formatter
+    if isinstance(inner, structlog.dev.RichTracebackFormatter):
+        inner = dataclasses.replace(inner, show_locals=False)
+
+    def render(sio: TextIO, exc_info: structlog.typing.ExcInfo) -> None:
+        buffer = io.StringIO()
+        inner(buffer, exc_info)
+        text = buffer.getvalue()
+        plain = _ANSI.sub("", text)
+        masked = redact(plain)
+        sio.write(text if masked == plain else masked)
+
+    return render

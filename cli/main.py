@@ -11,6 +11,7 @@ from typing import TypeAlias
 
 from cli import event_loop
 from cli.logging_setup import configure_logging
+from cli.redact import redact, redacting_excepthook
 from cli.settings_loader import load_settings
 from schemas.settings import Settings
 
@@ -45,8 +46,9 @@ def _add_worker(commands: Commands) -> None:
     )
     worker.add_argument(
         "--metrics-host",
-        default="0.0.0.0",
-        help="address for the METRICS_PORT server (default 0.0.0.0, as exporters do)",
+        default="127.0.0.1",  # = worker_cmd.DEFAULT_METRICS_HOST; not imported, --help stays fast
+        help="address for the METRICS_PORT server (default 127.0.0.1: this machine only; "
+        "0.0.0.0 for a scraper elsewhere, as in docker-compose.yml)",
     )
 
 
@@ -126,6 +128,7 @@ def _positive(value: str) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
+    sys.excepthook = redacting_excepthook  # before anything can fail: settings, imports, I/O
     args = build_parser().parse_args(argv)
     settings = load_settings()
     configure_logging(settings.resolved_log_format)
@@ -142,7 +145,7 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
         from db.schema_version import upgrade
 
         upgrade(settings.database_url)
-        print(f"database at {settings.database_url} is at the newest schema")
+        print(f"database at {redact(settings.database_url)} is at the newest schema")
         return 0
     if args.command == "api":
         from cli.api_cmd import run_api

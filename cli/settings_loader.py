@@ -1,9 +1,14 @@
-"""Settings for a command: a bad value stops the process with one clear line, not a traceback."""
+"""Settings for a command: a bad value stops the process with one clear line, not a traceback.
+
+The line is masked like every other output: a validator's message may quote the value it
+refused, and that may be a URL with a password in it.
+"""
 
 import sys
 
 from pydantic import ValidationError
 
+from cli.redact import redact
 from schemas.settings import Settings
 
 
@@ -15,4 +20,4 @@ def load_settings() -> Settings:
             f"{'.'.join(str(p) for p in e['loc']).upper()}: {e['msg']}"
             for e in exc.errors(include_url=False)
         )
-        sys.exit(f"leadrouter: invalid settings: {problems}")
+        sys.exit(redact(f"leadrouter: invalid settings: {problems}"))
