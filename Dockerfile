@@ -27,6 +27,7 @@ COPY bench ./bench
 COPY cli ./cli
 COPY db ./db
 COPY schemas ./schemas
+COPY messaging ./messaging
 COPY worker ./worker
 RUN pip install --no-deps . && rm -rf /src/build
 

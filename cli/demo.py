@@ -21,10 +21,10 @@ from cli.demo_events import ROUTING_RESULTS, RoutingWatcher
 from cli.demo_setup import DemoConfig, ensure_sample_setup, read_config
 from cli.distribution import Outcome, operator_rows, source_rows
 from cli.progress import ProgressBar
-from cli.redact import redact
 from cli.table import render_table
 from db.schema_version import SchemaBehindError, ensure_schema_current
 from db.session import create_engine, create_session_factory
+from schemas.redact import redact
 from schemas.settings import Settings
 from worker.topology import (
     CLOSE_ROUTING_KEY,

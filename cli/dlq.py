@@ -10,6 +10,7 @@ import sys
 
 from cli import dead_letters
 from cli.table import render_table
+from schemas.redact import redact
 from schemas.settings import Settings
 from worker.topology import COMMANDS_EXCHANGE, DEAD_QUEUE
 
@@ -26,7 +27,8 @@ def run_dlq(args: argparse.Namespace, settings: Settings) -> int:
     except dead_letters.TopologyMissing as exc:
         print(f"leadrouter: {exc}", file=sys.stderr)
     except ConnectionError as exc:
-        print(f"leadrouter: cannot reach the broker (AMQP_URL): {exc}", file=sys.stderr)
+        reason = redact(str(exc))
+        print(f"leadrouter: cannot reach the broker (AMQP_URL): {reason}", file=sys.stderr)
     return 2
 
 

@@ -16,7 +16,7 @@ from typing import Any, Literal, TextIO
 import structlog
 
 from cli.log_writer import LoopBatchedWriter
-from cli.redact import redact
+from schemas.redact import redact
 
 
 def configure_logging(log_format: Literal["console", "json"], level: int = logging.INFO) -> None:

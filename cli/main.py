@@ -11,8 +11,8 @@ from typing import TypeAlias
 
 from cli import event_loop
 from cli.logging_setup import configure_logging
-from cli.redact import redact, redacting_excepthook
 from cli.settings_loader import load_settings
+from schemas.redact import redact, redacting_excepthook
 from schemas.settings import Settings
 
 Commands: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"

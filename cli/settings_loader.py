@@ -8,7 +8,7 @@ import sys
 
 from pydantic import ValidationError
 
-from cli.redact import redact
+from schemas.redact import redact
 from schemas.settings import Settings
 
 

@@ -8,17 +8,17 @@ import re
 
 from sqlalchemy.exc import StatementError
 
+from schemas.redact import redact
+
 MAX_REASON_CHARS = 300
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
-# scheme://user:password@host: the password is never repeated in a reason.
-_URL_PASSWORD = re.compile(r"(?P<head>[a-zA-Z][a-zA-Z0-9+.-]*://[^/\s:@]*:)[^@\s/]*@")
 
 
 def one_line(text: str, limit: int = MAX_REASON_CHARS) -> str:
     """Control characters folded to one space, credentials masked, cut to `limit` characters,
     and every character encodable as UTF-8 (lone surrogates become `\\udXXX` escapes)."""
     text = _CONTROL.sub(" ", text).strip()
-    text = _URL_PASSWORD.sub(r"\g<head>***@", text)
+    text = redact(text)
     text = text.encode("utf-8", "backslashreplace").decode("utf-8")
     return text if len(text) <= limit else text[: limit - 1] + "…"
 

@@ -29,7 +29,7 @@ from sqlalchemy.engine import make_url
 
 from cli.logging_setup import redact_secrets
 from cli.main import build_parser
-from cli.redact import MASK, redact, redacting_excepthook
+from schemas.redact import MASK, redact, redacting_excepthook
 from tests.support import databases
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -157,11 +157,14 @@ def test_redact_masks_the_password_of_every_url(text: str, expected: str) -> Non
 
 
 def test_redact_takes_linear_time_on_hostile_text() -> None:
-    """Log lines can quote what a stranger sent; masking must not become a way to stall."""
+    """Log lines can quote what a stranger sent; masking must not become a way to stall.
+
+    Not a speed target (those live in bench/): a hang detector. The expression is linear and
+    takes about a millisecond here; the backtracking one it replaced took seconds per line."""
     for text in ("://a:" * 13_000, ("://a:" + "x" * 20) * 2_500, "://a:" + "x@" * 30_000):
         started = time.perf_counter()
         redact(text)
-        assert time.perf_counter() - started < 0.5
+        assert time.perf_counter() - started < 2.0
 
 
 def test_log_processor_masks_events_values_and_nested_values() -> None:

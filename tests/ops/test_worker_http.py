@@ -46,7 +46,7 @@ async def test_metrics_count_messages_and_sample_loads(
             'leadrouter_messages_consumed_total{queue="create"} 3.0',
             'leadrouter_interactions_routed_total{status="assigned"} 1.0',
             'leadrouter_interactions_routed_total{status="waiting"} 1.0',
-            'leadrouter_messages_dead_lettered_total{reason="body is not"} 1.0',
+            'leadrouter_messages_dead_lettered_total{reason="not_json"} 1.0',
             "leadrouter_waiting_interactions 1.0",
             f'leadrouter_operator_load{{operator_id="{ann}"}} 1.0',
             f'leadrouter_operator_load_limit{{operator_id="{ann}"}} 1.0',
