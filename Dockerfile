@@ -28,6 +28,7 @@ COPY cli ./cli
 COPY db ./db
 COPY schemas ./schemas
 COPY messaging ./messaging
+COPY routing ./routing
 COPY worker ./worker
 RUN pip install --no-deps . && rm -rf /src/build
 

@@ -16,9 +16,9 @@ import structlog
 from aio_pika import DeliveryMode, Message
 from aio_pika.abc import AbstractChannel, AbstractRobustConnection
 
-from worker.commands import PendingEvent
-from worker.publisher import EventPublisher
-from worker.topology import Topology, declare_topology
+from messaging.publisher import EventPublisher
+from messaging.topology import Topology, declare_topology
+from routing.outcomes import PendingEvent
 
 log = structlog.get_logger(__name__)
 PUBLISH_TIMEOUT_S = 5.0

@@ -9,8 +9,8 @@ from api.broker import BrokerUnavailable
 from api.models.common import Conflict, NotFound
 from api.validation_errors import validation_failed
 from db.errors import is_transient
-from worker.retry import RetriesExhausted
-from worker.routing import AssignmentRefused
+from db.retry import RetriesExhausted
+from routing.router import AssignmentRefused
 
 
 def _detail(status: int, detail: str, headers: dict[str, str] | None = None) -> JSONResponse:

@@ -6,7 +6,7 @@ import structlog
 
 from api.broker import BrokerUnavailable
 from api.state import ApiState
-from worker.commands import PendingEvent
+from routing.outcomes import PendingEvent
 from worker.relay import mark_published
 
 log = structlog.get_logger(__name__)

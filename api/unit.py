@@ -11,10 +11,10 @@ from api.state import ApiState
 from db.errors import is_transient
 from db.models import Interaction
 from db.repositories.interactions import InteractionCRUD
+from db.retry import retry_transient
 from db.routing_store.orm import OrmRoutingStore
-from worker.commands import PendingEvent
-from worker.retry import retry_transient
-from worker.routing import Router
+from routing.outcomes import PendingEvent
+from routing.router import Router
 
 T = TypeVar("T")
 

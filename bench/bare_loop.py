@@ -15,9 +15,9 @@ import aio_pika
 from aio_pika.abc import AbstractIncomingMessage, AbstractRobustConnection
 
 from cli import event_loop
+from messaging.publisher import event_properties, publish_confirmed
+from messaging.topology import CREATE_QUEUE, EVENTS_EXCHANGE
 from schemas.settings import Settings
-from worker.publisher import event_properties, publish_confirmed
-from worker.topology import CREATE_QUEUE, EVENTS_EXCHANGE
 
 EVENT_KEY = "interaction.assigned"
 STARTED_LINE = '"worker started"'  # what `bench.pipeline.worker_process` waits for

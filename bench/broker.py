@@ -13,7 +13,12 @@ from urllib.parse import quote, urlsplit, urlunsplit
 import aio_pika
 from aio_pika.abc import AbstractChannel
 
-from worker.topology import COMMANDS_EXCHANGE, CREATE_ROUTING_KEY, EVENTS_EXCHANGE, declare_topology
+from messaging.topology import (
+    COMMANDS_EXCHANGE,
+    CREATE_ROUTING_KEY,
+    EVENTS_EXCHANGE,
+    declare_topology,
+)
 
 OUTPUT_QUEUE = "bench.output"
 PUBLISH_WINDOW = 512

@@ -12,8 +12,8 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
 from db.repositories.operators import OperatorCRUD
-from db.repositories.settings import SourceOperatorSettingCRUD
 from db.repositories.sources import SourceCRUD
+from db.repositories.weights import SourceOperatorSettingCRUD
 from db.schema_version import upgrade
 from db.session import create_engine, create_session_factory
 

@@ -22,8 +22,8 @@ from aiormq.abc import DeliveredMessage
 from bench.broker import broker_channel, create_body, reset_topology
 from bench.cpu import process_cpu_seconds
 from bench.pipeline import WORKER_MODULE, worker_process
-from worker.publisher import PERSISTENT
-from worker.topology import COMMANDS_EXCHANGE, CREATE_ROUTING_KEY, EVENTS_EXCHANGE
+from messaging.publisher import PERSISTENT
+from messaging.topology import COMMANDS_EXCHANGE, CREATE_ROUTING_KEY, EVENTS_EXCHANGE
 
 TICK_S = 0.005
 # The first seconds of load after the worker starts are not steady state (a fresh process,

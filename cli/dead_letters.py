@@ -16,8 +16,8 @@ from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractQueue
 from aio_pika.exceptions import ChannelNotFoundEntity, DeliveryError
 
 from messaging import lenient_strings
-from worker.message_copy import copy_with_headers
-from worker.topology import COMMANDS_EXCHANGE, DEAD_QUEUE
+from messaging.message_copy import copy_with_headers
+from messaging.topology import COMMANDS_EXCHANGE, DEAD_QUEUE
 
 ROUTING_KEY_HEADER = "x-original-routing-key"
 # Added by the worker or the broker when dead-lettering; a replayed message starts clean

@@ -24,15 +24,15 @@ from cli.progress import ProgressBar
 from cli.table import render_table
 from db.schema_version import SchemaBehindError, ensure_schema_current
 from db.session import create_engine, create_session_factory
-from schemas.redact import redact
-from schemas.settings import Settings
-from worker.topology import (
+from messaging.topology import (
     CLOSE_ROUTING_KEY,
     COMMANDS_EXCHANGE,
     CREATE_QUEUE,
     CREATE_ROUTING_KEY,
     EVENTS_EXCHANGE,
 )
+from schemas.redact import redact
+from schemas.settings import Settings
 
 PUBLISH_CHUNK = 100
 

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from db.repositories.operators import OperatorCRUD
-from db.repositories.settings import SourceOperatorSettingCRUD
 from db.repositories.sources import SourceCRUD
+from db.repositories.weights import SourceOperatorSettingCRUD
 
 SAMPLE_LOAD_LIMIT = 10_000
 SAMPLE_OPERATORS = ("Иван Петров", "Мария Сидорова", "Алексей Иванов")

@@ -10,9 +10,9 @@ import sys
 
 from cli import dead_letters
 from cli.table import render_table
+from messaging.topology import COMMANDS_EXCHANGE, DEAD_QUEUE
 from schemas.redact import redact
 from schemas.settings import Settings
-from worker.topology import COMMANDS_EXCHANGE, DEAD_QUEUE
 
 PREVIEW_CHARS = 60
 ERROR_CHARS = 90

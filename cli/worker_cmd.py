@@ -15,11 +15,11 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from db.schema_version import SchemaBehindError, ensure_schema_current
 from db.session import create_engine, create_session_factory
+from messaging.topology import TopologyConflict
 from schemas.settings import Settings
 from worker.app import Worker
 from worker.metrics import WorkerMetrics
 from worker.observability import serve_observability
-from worker.topology import TopologyConflict
 
 log = structlog.get_logger(__name__)
 # This machine only, unless asked: /metrics and /health need no token. docker-compose.yml

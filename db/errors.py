@@ -22,7 +22,7 @@ def is_transient(exc: BaseException) -> bool:
         return True
     if isinstance(exc, DBAPIError) and exc.connection_invalidated:
         return True
-    # SQLAlchemy wraps the driver's error; the worker's SQLite lane raises sqlite3's own.
+    # SQLAlchemy wraps the driver's error; the sqlite3 transaction runner raises sqlite3's own.
     error = exc.orig if isinstance(exc, DBAPIError) else exc
     text = str(error).lower()
     if isinstance(exc, IntegrityError) or isinstance(error, sqlite3.IntegrityError):

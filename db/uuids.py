@@ -4,7 +4,8 @@ Version 7: 48 bits of Unix time in milliseconds, then 74 random bits. Ids made c
 sort close together, so a batch's new keys land on the last pages of the `event_id` and lead
 indexes instead of one random page each (random version-4 ids made every batch rewrite a page
 per event in SQLite's WAL). And `uuid.uuid4()` reads the OS's randomness once per id: on the
-worker's SQLite lane each read gives up the GIL and can wait a switch interval to get it back.
+worker's sqlite3 runner thread each read gives up the GIL and can wait a switch interval
+to get it back.
 """
 
 import os
@@ -36,7 +37,7 @@ class UuidSource:
 
     Drawn in chunks that double, from FIRST_CHUNK up to CHUNK: a unit of work that needs six
     ids makes eight, not sixty-four (at half load a batch has a handful of messages, and
-    unused ids were a fifth of the SQLite lane's CPU).
+    unused ids were a fifth of the SQLite transaction runner's CPU).
     """
 
     def __init__(self) -> None:

@@ -22,12 +22,12 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from db.session import create_engine, create_session_factory
+from messaging.topology import CLOSE_QUEUE, CREATE_QUEUE, DEAD_QUEUE, declare_topology
 from schemas.settings import Settings
 from tests.support import databases, services
 from tests.support.amqp import Bot, Inbox, dead_letter_inbox, events_inbox
 from worker.app import Worker
 from worker.metrics import WorkerMetrics
-from worker.topology import CLOSE_QUEUE, CREATE_QUEUE, DEAD_QUEUE, declare_topology
 
 
 @pytest.fixture(scope="session")

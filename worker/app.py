@@ -18,15 +18,10 @@ from aio_pika import ExchangeType
 from aio_pika.abc import AbstractIncomingMessage, AbstractRobustConnection
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from db.transactions import TransactionRunner, open_transaction_runner
 from messaging import lenient_strings
-from schemas.settings import Settings
-from worker.lane import RoutingLane, open_lane
-from worker.metrics import WorkerMetrics
-from worker.parse import CommandKind
-from worker.pipeline import BatchProcessor, Delivery, PipelineConfig, RoutedBatch
-from worker.publisher import EventPublisher
-from worker.relay import OutboxRelay
-from worker.topology import (
+from messaging.publisher import EventPublisher
+from messaging.topology import (
     CLOSE_QUEUE,
     CREATE_QUEUE,
     DEAD_LETTER_EXCHANGE,
@@ -34,6 +29,11 @@ from worker.topology import (
     Topology,
     declare_topology,
 )
+from schemas.settings import Settings
+from worker.metrics import WorkerMetrics
+from worker.parse import CommandKind
+from worker.pipeline import BatchProcessor, Delivery, PipelineConfig, RoutedBatch
+from worker.relay import OutboxRelay
 
 log = structlog.get_logger(__name__)
 # Burst mode ends after this long without a delivery: with prefetch open, an idle consumer
@@ -95,13 +95,15 @@ class Worker:
         connection = await aio_pika.connect_robust(self.settings.amqp_url)
         self.connection = connection
         try:
-            async with open_lane(self.settings.database_url, self.session_factory) as lane:
-                running = await self._build(connection, lane)
+            async with open_transaction_runner(
+                self.settings.database_url, self.session_factory
+            ) as transactions:
+                running = await self._build(connection, transactions)
                 log.info(
                     "worker started",
                     prefetch=self.settings.prefetch_count,
                     batch_size=self.settings.batch_size,
-                    lane=type(lane).__name__,
+                    transactions=type(transactions).__name__,
                 )
                 self.ready.set()
                 yield running
@@ -110,7 +112,9 @@ class Worker:
             await connection.close()
             log.info("worker stopped")
 
-    async def _build(self, connection: AbstractRobustConnection, lane: RoutingLane) -> _Running:
+    async def _build(
+        self, connection: AbstractRobustConnection, transactions: TransactionRunner
+    ) -> _Running:
         consume_channel = await connection.channel()
         await consume_channel.set_qos(prefetch_count=self.settings.prefetch_count)
         topology = await declare_topology(consume_channel)
@@ -123,7 +127,7 @@ class Worker:
         )
         publisher = EventPublisher(publish_channel, events, dlx)
         config = PipelineConfig(self.settings.delivery_limit, self.settings.db_retry_attempts)
-        processor = BatchProcessor(lane, publisher, self.rng, config, self.metrics)
+        processor = BatchProcessor(transactions, publisher, self.rng, config, self.metrics)
         relay = OutboxRelay(self.session_factory, publisher)
         await relay.publish_pending(older_than=timedelta(0))
         tags = {
@@ -139,7 +143,7 @@ class Worker:
         return on_message
 
     async def _consume(self, running: _Running, burst: bool) -> None:
-        """The database lane: route one batch after another while earlier ones await confirms."""
+        """The database runner: route one batch after another while earlier ones await confirms."""
         while not self._stop.is_set():
             # While batches are settling, wake up soon to record their confirms.
             unrecorded = self._confirmed or self._settling

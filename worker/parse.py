@@ -11,8 +11,9 @@ from typing import Any, Literal, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from messaging.lenient_strings import invalid_utf8_property
+from routing.commands import CloseRequest, CreateRequest, Envelope
+from routing.outcomes import RefusalClass, Refused
 from schemas.messages import PAYLOAD_LIMIT_BYTES, RAW_BODY, CloseInteraction, CreateInteraction
-from worker.commands import CloseRequest, CreateRequest, Envelope, RefusalClass, Refused
 from worker.reasons import error_summary, one_line
 
 CommandKind = Literal["create", "close"]

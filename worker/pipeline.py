@@ -16,26 +16,19 @@ import structlog
 from aio_pika.abc import AbstractIncomingMessage
 
 from db.errors import is_transient
-from db.routing_store.protocol import RoutingStore
+from db.retry import RetriesExhausted, retry_transient
+from db.transactions import TransactionRunner
 from db.types import utcnow
 from messaging.lenient_strings import printable, short_string_properties
-from worker.commands import (
-    CloseRequest,
-    CreateRequest,
-    Envelope,
-    RefusalClass,
-    Refused,
-    Routed,
-    RoutingOutcome,
-)
-from worker.lane import RoutingLane
+from messaging.publisher import EventPublisher
+from messaging.topology import is_own_queue
+from routing.commands import CloseRequest, CreateRequest, Envelope
+from routing.outcomes import RefusalClass, Refused, Routed, RoutingOutcome
+from routing.router import Router
+from routing.store import RoutingStore
 from worker.metrics import WorkerMetrics
 from worker.parse import CommandKind, envelope_refusal, parse_command
-from worker.publisher import EventPublisher
 from worker.reasons import error_summary, one_line
-from worker.retry import RetriesExhausted, retry_transient
-from worker.routing import Router
-from worker.topology import is_own_queue
 
 log = structlog.get_logger(__name__)
 Request = CreateRequest | CloseRequest
@@ -65,20 +58,20 @@ class RoutedBatch:
 
 
 class BatchProcessor:
-    """The stages of a batch. `route` is the database lane and runs one batch at a time;
+    """The stages of a batch. `route` is the database runner and runs one batch at a time;
     `send` starts every publish at once and in order; `settle` awaits the confirms and acks.
     The worker overlaps them: batch N+1 is routed while batch N waits for its confirms.
     """
 
     def __init__(
         self,
-        lane: RoutingLane,
+        transactions: TransactionRunner,
         publisher: EventPublisher,
         rng: Random,
         config: PipelineConfig,
         metrics: WorkerMetrics,
     ) -> None:
-        self.lane = lane
+        self.transactions = transactions
         self.publisher = publisher
         self.rng = rng
         self.config = config
@@ -121,7 +114,7 @@ class BatchProcessor:
         return [event.event_id for event in routed.outcome.events]
 
     async def mark_published(self, event_ids: Sequence[str]) -> None:
-        """Record confirms while no batch comes to carry them, through the same lane."""
+        """Record confirms while no batch comes to carry them, through the same runner."""
 
         async def work(store: RoutingStore) -> None:
             await store.mark_published(event_ids, utcnow())
@@ -129,7 +122,7 @@ class BatchProcessor:
         if not event_ids:
             return
         try:
-            await self.lane.run(work)
+            await self.transactions.run(work)
         except Exception as exc:  # the relay re-sends them later with the same event_id
             log.warning("could not mark events published", error=repr(exc)[:300])
 
@@ -217,7 +210,7 @@ class BatchProcessor:
             await store.mark_published(marks, utcnow())
             return await Router(store, self.rng).route_batch(creates, closes)
 
-        return await self.lane.run(work)
+        return await self.transactions.run(work)
 
     async def _route_one_by_one(self, requests: Sequence[Request]) -> RoutingOutcome:
         merged = RoutingOutcome()

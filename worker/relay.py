@@ -13,8 +13,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from db.repositories.outbox import OutboxCRUD
 from db.session import begin_read_only
 from db.types import utcnow
-from worker.commands import PendingEvent
-from worker.publisher import EventPublisher
+from messaging.publisher import EventPublisher
+from routing.outcomes import PendingEvent
 
 RELAY_CHUNK = 500
 log = structlog.get_logger(__name__)

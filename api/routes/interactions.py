@@ -19,11 +19,12 @@ from api.models.interactions import (
 from api.routes.params import API_PREFIX, InteractionId, PageQuery, QueryId
 from api.routes.sources import existing_source
 from db.repositories.interactions import InteractionCRUD, InteractionFilter
+from messaging.topology import CREATE_ROUTING_KEY
+from routing.commands import CloseRequest, Envelope
+from routing.outcomes import Refused
+from routing.router import Router
 from schemas.events import InteractionStatus
 from schemas.messages import CloseInteraction
-from worker.commands import CloseRequest, Envelope, Refused
-from worker.routing import Router
-from worker.topology import CREATE_ROUTING_KEY
 
 router = APIRouter(prefix=f"{API_PREFIX}/interactions", tags=["interactions"])
 

@@ -10,7 +10,7 @@ from api.models.operators import OperatorCreate, OperatorOut, OperatorPatch
 from api.routes.params import API_PREFIX, OperatorId
 from db.models import Operator
 from db.repositories.operators import OperatorCRUD
-from worker.routing import Router
+from routing.router import Router
 
 router = APIRouter(prefix=f"{API_PREFIX}/operators", tags=["operators"])
 CAPACITY_FIELDS = {"active", "load_limit"}

@@ -11,10 +11,10 @@ from api.models.sources import OperatorWeight, SourceCreate, SourceOut, SourceWe
 from api.routes.params import API_PREFIX, SourceId
 from db.models import Source
 from db.repositories.operators import OperatorCRUD
-from db.repositories.settings import SourceOperatorSettingCRUD
 from db.repositories.sources import SourceCRUD
+from db.repositories.weights import SourceOperatorSettingCRUD
+from routing.router import Router
 from schemas.fields import MAX_DB_INT
-from worker.routing import Router
 
 router = APIRouter(prefix=f"{API_PREFIX}/sources", tags=["sources"])
 

@@ -11,6 +11,7 @@ from sqlalchemy.orm import selectinload
 
 from db.models import Interaction, Lead
 from db.types import utcnow
+from routing.facts import InteractionFacts
 
 
 @dataclass(frozen=True)
@@ -20,21 +21,6 @@ class InteractionFilter:
     source_id: int | None = None
     message_id: str | None = None
     lead_uuid: str | None = None
-
-
-@dataclass
-class InteractionFacts:
-    """The columns an event is built from, with the lead's e-mail joined in."""
-
-    id: int
-    lead_uuid: str
-    email: str
-    source_id: int
-    operator_id: int | None
-    status: str
-    message_id: str | None
-    correlation_id: str | None
-    reply_to: str | None
 
 
 _FACT_COLUMNS = (

@@ -6,26 +6,12 @@ load limit holds exactly; on SQLite the transaction already holds the write lock
 """
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 
 from sqlalchemy import bindparam, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.models import Operator
-
-
-@dataclass
-class OperatorState:
-    """What the routing decision needs of an operator, read under lock."""
-
-    id: int
-    active: bool
-    load_limit: int
-    current_load: int
-
-    @property
-    def has_capacity(self) -> bool:
-        return self.active and self.current_load < self.load_limit
+from routing.facts import OperatorState
 
 
 class OperatorCRUD:

@@ -7,12 +7,12 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.models import OutboxEvent
-from db.repositories.interactions import InteractionCRUD, InteractionFacts
+from db.repositories.interactions import InteractionCRUD
 from db.repositories.leads import LeadCRUD
-from db.repositories.operators import OperatorCRUD, OperatorState
+from db.repositories.operators import OperatorCRUD
 from db.repositories.outbox import OutboxCRUD
-from db.repositories.settings import SourceOperatorSettingCRUD
-from db.routing_store.protocol import StoredEvent
+from db.repositories.weights import SourceOperatorSettingCRUD
+from routing.facts import InteractionFacts, OperatorState, StoredEvent
 
 
 class OrmRoutingStore:

@@ -1,7 +1,7 @@
-"""The routing store in plain `sqlite3`, for the worker's SQLite lane.
+"""The routing store in plain `sqlite3`, for the worker's SQLite transaction runner.
 
-Its methods are coroutines that never suspend: the lane drives a whole routing transaction to
-completion on its own thread, one hand-off per batch (see `worker/sqlite_lane.py`). Values are
+Its methods are coroutines that never suspend: the runner drives a whole routing transaction to
+completion on its own thread, one hand-off per batch (see `db/sqlite_transactions.py`). Values are
 written in the forms SQLAlchemy writes and reads on SQLite (naive UTC `DATETIME` text, JSON
 text, 0/1), so the API's ORM reads these rows like its own.
 """
@@ -13,10 +13,8 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from db.repositories.interactions import InteractionFacts
-from db.repositories.operators import OperatorState
-from db.routing_store.protocol import StoredEvent
 from db.uuids import new_uuids
+from routing.facts import InteractionFacts, OperatorState, StoredEvent
 
 # Lists are bound as one JSON array (`IN (SELECT value FROM json_each(?))`), so a statement's
 # text does not change with the batch and sqlite3's statement cache keeps it compiled.
@@ -68,7 +66,7 @@ def _power_of_two_chunks(count: int, largest: int) -> Iterator[tuple[int, int]]:
 
 
 class SqliteRoutingStore:
-    """Statements on the lane's connection, inside the transaction the lane began."""
+    """Statements on the runner's connection, inside the transaction the runner began."""
 
     def __init__(self, connection: sqlite3.Connection) -> None:
         self.db = connection
@@ -93,7 +91,7 @@ class SqliteRoutingStore:
     def _select(self, sql: str, params: Sequence[Any], columns: str) -> list[Any]:
         """The rows of `sql` (its `columns`), fetched as one JSON array in a single row.
 
-        The sqlite3 module gives up the GIL for every row it steps, and on the lane's thread
+        The sqlite3 module gives up the GIL for every row it steps, and on the runner's thread
         each re-take can wait a switch interval behind the busy event loop: one row, one wait.
         """
         wrapped = f"SELECT json_group_array(json_array({columns})) FROM ({sql})"
@@ -116,7 +114,7 @@ class SqliteRoutingStore:
         return {row[0] for row in rows}, weights
 
     async def lock_states(self, operator_ids: Iterable[int]) -> dict[int, OperatorState]:
-        """No row locks on SQLite: the lane's BEGIN IMMEDIATE already holds the write lock."""
+        """No row locks on SQLite: the runner's BEGIN IMMEDIATE already holds the write lock."""
         sql = "SELECT id, active, load_limit, current_load FROM operators WHERE id IN ({})"
         rows = self._rows_in(sql, operator_ids, "id, active, load_limit, current_load")
         return {i: OperatorState(i, bool(active), limit, load) for i, active, limit, load in rows}
@@ -159,7 +157,7 @@ class SqliteRoutingStore:
         return found | fresh
 
     async def insert_interactions(self, rows: Sequence[dict[str, Any]]) -> list[int]:
-        """Ids after the current maximum: nobody else can insert while the lane holds the lock."""
+        """Ids after the current maximum: nobody else can insert while the runner holds the lock."""
         top = self.db.execute("SELECT coalesce(max(id), 0) FROM interactions").fetchone()[0]
         ids = list(range(top + 1, top + 1 + len(rows)))
         values = [_interaction_values(i, row) for i, row in zip(ids, rows, strict=True)]

@@ -8,9 +8,10 @@ from httpx import AsyncClient, Response
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from db.routing_store.orm import OrmRoutingStore
+from routing.commands import CreateRequest, Envelope
+from routing.outcomes import Routed
+from routing.router import Router
 from schemas.messages import CreateInteraction
-from worker.commands import CreateRequest, Envelope, Routed
-from worker.routing import Router
 
 
 def ok(response: Response, status: int = 200) -> Any:

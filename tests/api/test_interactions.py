@@ -6,10 +6,10 @@ from aio_pika.abc import AbstractChannel
 from httpx import AsyncClient
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from messaging.topology import CREATE_QUEUE
 from tests.api.helpers import add_operator, add_source, detail, ok, put_weights, route_new
 from tests.support import seed
 from tests.support.amqp import Inbox
-from worker.topology import CREATE_QUEUE
 
 Sessions = async_sessionmaker[AsyncSession]
 

@@ -3,7 +3,7 @@
 from httpx import AsyncClient
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from db.repositories.settings import SourceOperatorSettingCRUD
+from db.repositories.weights import SourceOperatorSettingCRUD
 from tests.api.helpers import add_operator, add_source, ok, put_weights
 
 Sessions = async_sessionmaker[AsyncSession]

@@ -12,11 +12,11 @@ from aio_pika.abc import AbstractChannel
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from messaging import lenient_strings
+from routing.outcomes import RefusalClass
 from schemas.settings import Settings
 from tests.conftest import running_worker
 from tests.support import seed
 from tests.support.amqp import Bot, Inbox
-from worker.commands import RefusalClass
 from worker.reasons import MAX_REASON_CHARS
 
 Sessions = async_sessionmaker[AsyncSession]

@@ -7,13 +7,13 @@ from aio_pika.abc import AbstractChannel, AbstractRobustConnection
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from messaging import lenient_strings
+from messaging.topology import CLOSE_QUEUE
 from schemas.settings import Settings
 from tests.conftest import running_worker
 from tests.ops.conftest import CliRunner, cli  # noqa: F401  (the `cli` fixture)
 from tests.ops.test_dlq import dead_letter_copies
 from tests.support import seed
 from tests.support.amqp import Bot, Inbox
-from worker.topology import CLOSE_QUEUE
 
 Sessions = async_sessionmaker[AsyncSession]
 pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)

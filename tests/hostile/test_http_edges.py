@@ -15,12 +15,12 @@ from structlog.testing import capture_logs
 
 from api.body_limit import MAX_BODY_BYTES
 from api.lifespan import OPEN_API_WARNING
+from messaging.topology import CREATE_QUEUE
 from schemas.fields import MAX_DB_INT
 from schemas.settings import Settings
 from tests.api.conftest import started_app
 from tests.api.helpers import add_operator, add_source, detail, ok, put_weights, route_new
 from tests.support import seed
-from worker.topology import CREATE_QUEUE
 
 Sessions = async_sessionmaker[AsyncSession]
 JSON = {"Content-Type": "application/json"}

@@ -4,7 +4,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from db.repositories.interactions import InteractionCRUD
 from db.repositories.leads import LeadCRUD
-from db.repositories.settings import SourceOperatorSettingCRUD
+from db.repositories.weights import SourceOperatorSettingCRUD
 from tests.support import seed
 
 Sessions = async_sessionmaker[AsyncSession]

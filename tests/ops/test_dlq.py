@@ -9,11 +9,11 @@ import pytest
 from aio_pika.abc import AbstractChannel
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from messaging.topology import DEAD_LETTER_EXCHANGE
 from tests.ops.conftest import CliRunner
 from tests.support import seed
 from tests.support.amqp import Bot, Inbox
 from worker.app import Worker
-from worker.topology import DEAD_LETTER_EXCHANGE
 
 Sessions = async_sessionmaker[AsyncSession]
 pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)

@@ -16,9 +16,9 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from db.models import Interaction, OutboxEvent
+from messaging.topology import COMMANDS_EXCHANGE, CREATE_ROUTING_KEY, EVENTS_EXCHANGE
 from tests.support import seed
 from tests.support.processes import until
-from worker.topology import COMMANDS_EXCHANGE, CREATE_ROUTING_KEY, EVENTS_EXCHANGE
 
 Sessions = async_sessionmaker[AsyncSession]
 

@@ -14,6 +14,7 @@ import aio_pika
 import pytest
 from aio_pika.abc import AbstractConnection
 
+from messaging.topology import CLOSE_QUEUE, CREATE_QUEUE, DEAD_QUEUE, declare_topology
 from tests.reliability.conftest import FleetFactory, Sessions
 from tests.reliability.helpers import (
     EventLog,
@@ -25,7 +26,6 @@ from tests.reliability.helpers import (
     vhost_of,
 )
 from tests.support.amqp import Bot, Inbox
-from worker.topology import CLOSE_QUEUE, CREATE_QUEUE, DEAD_QUEUE, declare_topology
 
 pytestmark = pytest.mark.slow
 MESSAGES = 2000

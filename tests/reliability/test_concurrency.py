@@ -217,7 +217,10 @@ async def test_two_sqlite_workers_keep_limits_and_loads_exact(
         violations = (await session.execute(text("SELECT detail FROM test_violations"))).all()
     assert violations == []
     assert all(worker.events("interaction created") for worker in started), "a worker idled"
-    assert all(w.events("worker started")[0].get("lane") == "SqliteLane" for w in started)
+    assert all(
+        w.events("worker started")[0].get("transactions") == "SqliteTransactionRunner"
+        for w in started
+    )
     await assert_exactly_once(sqlite_sessions, message_ids)
     assert await scalar(sqlite_sessions, select(func.sum(Operator.current_load))) == 0
     assert await scalar(sqlite_sessions, select(func.count()).select_from(Lead)) == EMAILS

@@ -12,6 +12,7 @@ from aio_pika.abc import AbstractChannel
 from sqlalchemy import select
 
 from db.models import Interaction, OutboxEvent
+from messaging.topology import EVENTS_EXCHANGE
 from tests.reliability.conftest import FleetFactory, Sessions
 from tests.reliability.helpers import (
     assert_event_order,
@@ -23,7 +24,6 @@ from tests.reliability.helpers import (
     publish_creates,
 )
 from tests.support.amqp import Bot
-from worker.topology import EVENTS_EXCHANGE
 
 pytestmark = pytest.mark.slow
 MESSAGES = 5000  # enough that a fast worker still has thousands left when killed

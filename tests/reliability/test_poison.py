@@ -10,10 +10,10 @@ The broker's own safety net (`x-delivery-limit` on the queue) is shown separatel
 import pytest
 from aio_pika.abc import AbstractChannel, AbstractRobustConnection
 
+from messaging.topology import BROKER_DELIVERY_LIMIT, CREATE_QUEUE
 from tests.reliability.conftest import FleetFactory, Sessions
 from tests.reliability.helpers import interaction_count, one_source
 from tests.support.amqp import Bot, Inbox
-from worker.topology import BROKER_DELIVERY_LIMIT, CREATE_QUEUE
 
 pytestmark = pytest.mark.slow
 DELIVERY_LIMIT = 3

@@ -17,6 +17,7 @@ import asyncpg
 import pytest
 from sqlalchemy.engine import make_url
 
+from db.retry import backoff_delay
 from tests.reliability.conftest import FleetFactory, Sessions, asyncpg_dsn, database_name
 from tests.reliability.helpers import (
     assert_every_event_published,
@@ -27,7 +28,6 @@ from tests.reliability.helpers import (
 )
 from tests.support.amqp import Bot, Inbox
 from tests.support.processes import LogLine, until
-from worker.retry import backoff_delay
 
 pytestmark = pytest.mark.slow
 RETRYING = "transient error, retrying"
@@ -49,7 +49,7 @@ def sqlite_write_lock(sqlite_url: str) -> Iterator[sqlite3.Connection]:
 
 
 def assert_bounded_backoff(retries: list[LogLine]) -> None:
-    """Each logged delay lies within full jitter of base * 2**(attempt-1), capped (worker.retry)."""
+    """Each logged delay lies within full jitter of base * 2**(attempt-1), capped (db.retry)."""
     defaults = inspect.signature(backoff_delay).parameters
     base, cap = defaults["base_s"].default, defaults["cap_s"].default
     for line in retries:

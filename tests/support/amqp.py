@@ -9,7 +9,7 @@ from typing import Any
 import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractQueue
 
-from worker.topology import (
+from messaging.topology import (
     CLOSE_ROUTING_KEY,
     COMMANDS_EXCHANGE,
     CREATE_ROUTING_KEY,

@@ -7,8 +7,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from db.models import Interaction, Lead, Operator
 from db.repositories.operators import OperatorCRUD
-from db.repositories.settings import SourceOperatorSettingCRUD
 from db.repositories.sources import SourceCRUD
+from db.repositories.weights import SourceOperatorSettingCRUD
 
 Factory = async_sessionmaker[AsyncSession]
 

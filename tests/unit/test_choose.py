@@ -5,9 +5,9 @@ from random import Random
 
 import pytest
 
-from db.repositories.operators import OperatorState
-from worker.choose import Candidate, select_operator
-from worker.pool import OperatorPool
+from routing.choose import Candidate, select_operator
+from routing.facts import OperatorState
+from routing.pool import OperatorPool
 
 # Chi-square critical values at p = 0.001 by degrees of freedom.
 CHI2_CRITICAL_0_001 = {1: 10.83, 2: 13.82, 3: 16.27}

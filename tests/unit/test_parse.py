@@ -5,8 +5,9 @@ import json
 import pytest
 from pydantic import ValidationError
 
+from routing.commands import CloseRequest, CreateRequest, Envelope
+from routing.outcomes import Refused
 from schemas.messages import PAYLOAD_LIMIT_BYTES, CreateInteraction
-from worker.commands import CloseRequest, CreateRequest, Envelope, Refused
 from worker.parse import parse_command, poison_reason
 
 

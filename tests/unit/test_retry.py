@@ -4,7 +4,7 @@ from random import Random
 
 import pytest
 
-from worker.retry import RetriesExhausted, backoff_delay, retry_transient
+from db.retry import RetriesExhausted, backoff_delay, retry_transient
 
 
 def test_backoff_grows_and_is_capped() -> None:

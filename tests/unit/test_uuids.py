@@ -31,7 +31,7 @@ def test_ids_of_later_milliseconds_sort_after_earlier_ones() -> None:
 def test_a_source_draws_small_chunks_first_then_larger_ones(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """A batch that needs a few ids must not pay for sixty-four (the lane's CPU at half load)."""
+    """A batch that needs a few ids must not pay for sixty-four (the runner's CPU at half load)."""
     reads: list[int] = []
     real_urandom = os.urandom
 

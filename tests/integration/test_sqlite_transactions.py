@@ -1,4 +1,4 @@
-"""The worker's SQLite lane (plain sqlite3 on its own thread) against the SQLAlchemy lane.
+"""The sqlite3 transaction runner (plain sqlite3 on its own thread) against SQLAlchemy's.
 
 The same batches, routed with the same seed into two copies of one database, must leave the
 same rows, read back through the ORM the API uses: the two stores are interchangeable.
@@ -21,16 +21,17 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from db.errors import is_transient
 from db.models import Interaction, Lead, OutboxEvent
-from db.routing_store.protocol import RoutingStore
 from db.routing_store.sqlite import SqliteRoutingStore
 from db.session import create_engine, create_session_factory
+from db.sqlite_transactions import SqliteTransactionRunner, run_to_completion
+from db.transactions import SessionTransactionRunner, TransactionRunner, open_transaction_runner
+from db.wal_checkpointer import LANE_AUTOCHECKPOINT_PAGES, WalCheckpointer
+from routing.commands import CloseRequest, CreateRequest, Envelope
+from routing.outcomes import Routed, RoutingOutcome
+from routing.router import Router
+from routing.store import RoutingStore
 from schemas.messages import CloseInteraction, CreateInteraction
 from tests.support import databases, seed
-from worker.commands import CloseRequest, CreateRequest, Envelope, Routed, RoutingOutcome
-from worker.lane import RoutingLane, SessionLane, open_lane
-from worker.routing import Router
-from worker.sqlite_lane import SqliteLane, run_to_completion
-from worker.wal_checkpointer import LANE_AUTOCHECKPOINT_PAGES, WalCheckpointer
 
 Sessions = async_sessionmaker[AsyncSession]
 PAYLOADS: list[Any] = [None, {"text": "hi", "n": [1, 2.5, True, None]}, "plain", 7, ["ü", {}]]
@@ -80,12 +81,12 @@ def closes(outcome: RoutingOutcome, keys: list[int], start_key: int) -> list[Clo
     ]
 
 
-async def route_story(lane: RoutingLane, first_source: int) -> list[RoutingOutcome]:
+async def route_story(runner: TransactionRunner, first_source: int) -> list[RoutingOutcome]:
     """New interactions, repeats of known message_ids, closes that free slots and drain."""
     rng = Random(11)
 
     async def batch(new: list[CreateRequest], ends: list[CloseRequest]) -> RoutingOutcome:
-        return await lane.run(lambda store: Router(store, rng).route_batch(new, ends))
+        return await runner.run(lambda store: Router(store, rng).route_batch(new, ends))
 
     one = await batch(creates(first_source, 0, 12), [])
     two = await batch(creates(first_source, 10, 6), closes(one, [0, 1, 2, 4], 100))
@@ -94,7 +95,7 @@ async def route_story(lane: RoutingLane, first_source: int) -> list[RoutingOutco
     async def mark(store: RoutingStore) -> None:
         await store.mark_published(events, datetime.now(UTC))
 
-    await lane.run(mark)
+    await runner.run(mark)
     return [one, two]
 
 
@@ -151,10 +152,10 @@ async def test_both_lanes_write_the_same_rows(two_databases: list[tuple[str, Ses
     assert await set_up(lane_sessions) == first
     before = datetime.now(UTC)
 
-    by_orm = await route_story(SessionLane(orm_sessions), first)
-    async with open_lane(lane_url, lane_sessions) as lane:
-        assert isinstance(lane, SqliteLane)
-        by_lane = await route_story(lane, first)
+    by_orm = await route_story(SessionTransactionRunner(orm_sessions), first)
+    async with open_transaction_runner(lane_url, lane_sessions) as runner:
+        assert isinstance(runner, SqliteTransactionRunner)
+        by_lane = await route_story(runner, first)
 
     assert shape(by_lane) == shape(by_orm)
     expected, actual = await stored(orm_sessions), await stored(lane_sessions)
@@ -171,18 +172,18 @@ async def test_a_failing_transaction_leaves_nothing_and_the_lane_goes_on(sqlite_
     sessions = create_session_factory(engine)
     source = await seed.add_source(sessions, "s")
     try:
-        async with open_lane(sqlite_url, sessions) as lane:
+        async with open_transaction_runner(sqlite_url, sessions) as runner:
 
             async def half_done(store: RoutingStore) -> None:
                 await store.upsert_leads(["someone@example.com"])
                 raise RuntimeError("after the first write")
 
             with pytest.raises(RuntimeError, match="after the first write"):
-                await lane.run(half_done)
+                await runner.run(half_done)
             assert await seed.lead_emails(sessions) == []
 
             request = CreateRequest(0, CreateInteraction(email="a@example.com", source_id=source))
-            outcome = await lane.run(
+            outcome = await runner.run(
                 lambda store: Router(store, Random(1)).route_batch([request], [])
             )
             assert isinstance(outcome.results[0], Routed)
@@ -238,12 +239,12 @@ def test_inserts_stay_within_a_small_limit_on_bound_variables(sqlite_url: str) -
 
 
 async def test_wal_checkpoints_run_beside_the_lane_not_in_its_commits(sqlite_url: str) -> None:
-    """The lane's own automatic checkpoint is only a far-off net; its checkpointer copies the
-    WAL into the database file, on its own connection, while the lane keeps writing."""
+    """The runner's own automatic checkpoint is only a far-off net; its checkpointer copies the
+    WAL into the database file, on its own connection, while the runner keeps writing."""
     engine = create_engine(sqlite_url)
     source = await seed.add_source(create_session_factory(engine), "s")
     await engine.dispose()
-    lane = await SqliteLane.open(make_url(sqlite_url).database or "")
+    runner = await SqliteTransactionRunner.open(make_url(sqlite_url).database or "")
     try:
 
         async def route_one(store: RoutingStore) -> tuple[RoutingOutcome, int]:
@@ -252,10 +253,10 @@ async def test_wal_checkpoints_run_beside_the_lane_not_in_its_commits(sqlite_url
             assert isinstance(store, SqliteRoutingStore)
             return outcome, store.db.execute("PRAGMA wal_autocheckpoint").fetchone()[0]
 
-        outcome, lane_autocheckpoint = await lane.run(route_one)
-        busy, frames, checkpointed = await lane.checkpointer.checkpoint()
+        outcome, lane_autocheckpoint = await runner.run(route_one)
+        busy, frames, checkpointed = await runner.checkpointer.checkpoint()
     finally:
-        await lane.close()
+        await runner.close()
     assert isinstance(outcome.results[0], Routed)
     assert lane_autocheckpoint == LANE_AUTOCHECKPOINT_PAGES
     assert (busy, checkpointed) == (0, frames) and frames > 0

@@ -3,9 +3,9 @@
 from datetime import datetime
 from typing import Any
 
-from db.repositories.interactions import InteractionFacts
+from routing.facts import InteractionFacts
+from routing.outcomes import PendingEvent
 from schemas.events import EventType, InteractionEvent, InteractionStatus
-from worker.commands import PendingEvent
 
 
 def build_event(

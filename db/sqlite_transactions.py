@@ -4,8 +4,8 @@ Through SQLAlchemy and aiosqlite every statement of a batch costs a hop to aiosq
 and back, plus SQLAlchemy's per-row work on the event loop's thread; with about a dozen
 statements per batch that was most of the worker's database time, and each hop waited behind
 whatever the busy event loop had queued. Here the router's coroutine runs to completion on the
-lane's thread (its `SqliteRoutingStore` never suspends), so a batch is one hand-off.
-WAL checkpoints are not the lane's: its `WalCheckpointer` runs them beside it.
+runner's thread (its `SqliteRoutingStore` never suspends), so a batch is one hand-off.
+WAL checkpoints are not the runner's: its `WalCheckpointer` runs them beside it.
 """
 
 import asyncio
@@ -14,15 +14,15 @@ from collections.abc import Awaitable, Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
-from db.routing_store.protocol import RoutingStore
 from db.routing_store.sqlite import SqliteRoutingStore
 from db.session import SQLITE_PRAGMAS
-from worker.wal_checkpointer import LANE_AUTOCHECKPOINT_PAGES, WalCheckpointer
+from db.wal_checkpointer import LANE_AUTOCHECKPOINT_PAGES, WalCheckpointer
+from routing.store import RoutingStore
 
 T = TypeVar("T")
 
 
-class SqliteLane:
+class SqliteTransactionRunner:
     """A connection that only its thread touches; transactions begin IMMEDIATE, as the
     engine's do, so the write lock is held from the first read of the operators' loads."""
 
@@ -37,9 +37,9 @@ class SqliteLane:
         self.checkpointer = checkpointer
 
     @classmethod
-    async def open(cls, path: str) -> "SqliteLane":
-        """The lane's connection, and the checkpointer that keeps WAL checkpoints off it."""
-        executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-lane")
+    async def open(cls, path: str) -> "SqliteTransactionRunner":
+        """The runner's connection, and the checkpointer that keeps WAL checkpoints off it."""
+        executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-transactions")
         loop = asyncio.get_running_loop()
         try:
             connection = await loop.run_in_executor(executor, _connect, path)
@@ -83,11 +83,11 @@ def run_to_completion(awaitable: Awaitable[T]) -> T:
     except StopIteration as done:
         return done.value  # type: ignore[no-any-return]
     coroutine.close()
-    raise RuntimeError("routing work suspended on the SQLite lane; its store must not await")
+    raise RuntimeError("routing work suspended in the sqlite3 runner; its store must not await")
 
 
-class SqliteLaneUnavailable(Exception):
-    """This SQLite library lacks what the lane's statements use (its JSON functions)."""
+class SqliteRunnerUnavailable(Exception):
+    """This SQLite library lacks what the runner's statements use (its JSON functions)."""
 
 
 def _connect(path: str) -> sqlite3.Connection:
@@ -100,5 +100,5 @@ def _connect(path: str) -> sqlite3.Connection:
         connection.execute("SELECT json_group_array(json_array(value)) FROM json_each('[1]')")
     except sqlite3.OperationalError as exc:  # built without JSON1 (before 3.38 it was optional)
         connection.close()
-        raise SqliteLaneUnavailable(str(exc)) from exc
+        raise SqliteRunnerUnavailable(str(exc)) from exc
     return connection

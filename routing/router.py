@@ -9,24 +9,16 @@ from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from random import Random
 
-from db.repositories.interactions import InteractionFacts
-from db.routing_store.protocol import RoutingStore, StoredEvent
 from db.types import utcnow
 from db.uuids import UuidSource
+from routing.choose import select_operator
+from routing.commands import CloseRequest, CreateRequest, Envelope
+from routing.events import build_event
+from routing.facts import InteractionFacts, StoredEvent
+from routing.outcomes import PendingEvent, RefusalClass, Refused, Routed, RoutingOutcome
+from routing.pool import OperatorPool
+from routing.store import RoutingStore
 from schemas.events import EventType
-from worker.choose import select_operator
-from worker.commands import (
-    CloseRequest,
-    CreateRequest,
-    Envelope,
-    PendingEvent,
-    RefusalClass,
-    Refused,
-    Routed,
-    RoutingOutcome,
-)
-from worker.events import build_event
-from worker.pool import OperatorPool
 
 DRAIN_CHUNK = 500
 

@@ -9,8 +9,8 @@ import aiormq
 from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractIncomingMessage
 from aiormq import spec
 
-from worker.commands import PendingEvent
-from worker.message_copy import copy_with_headers
+from messaging.message_copy import copy_with_headers
+from routing.outcomes import PendingEvent
 
 PERSISTENT = 2  # AMQP delivery mode: the broker writes the message to disk
 

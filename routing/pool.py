@@ -3,9 +3,9 @@
 from collections import defaultdict
 from collections.abc import Iterable
 
-from db.repositories.operators import OperatorState
-from db.routing_store.protocol import RoutingStore
-from worker.choose import Candidate
+from routing.choose import Candidate
+from routing.facts import OperatorState
+from routing.store import RoutingStore
 
 
 class OperatorPool:

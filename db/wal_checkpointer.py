@@ -1,11 +1,11 @@
-"""WAL checkpoints for the SQLite lane, on a thread and connection of their own.
+"""WAL checkpoints for the SQLite transaction runner, on a thread and connection of their own.
 
 SQLite's automatic checkpoint runs inside the COMMIT that crosses the threshold: every few
 seconds at half load one batch copied thousands of pages into the database file and synced
-it, 33-53 ms on the lane instead of 1-2, and every message behind it waited (most of the
-latency stage's p99, bench/README.md). A PASSIVE checkpoint needs no lock that the lane's
+it, 33-53 ms on the runner instead of 1-2, and every message behind it waited (most of the
+latency stage's p99, bench/README.md). A PASSIVE checkpoint needs no lock that the runner's
 writes take, so here it runs every CHECKPOINT_INTERVAL_S beside them; the sqlite3 module lets
-go of the GIL while it runs. The lane keeps an automatic checkpoint only as a far-off safety
+go of the GIL while it runs. The runner keeps an automatic checkpoint only as a far-off safety
 net (LANE_AUTOCHECKPOINT_PAGES), should these fall behind or fail.
 """
 
@@ -66,7 +66,7 @@ class WalCheckpointer:
             await asyncio.sleep(self._interval_s)
             try:
                 await self.checkpoint()
-            except Exception as exc:  # the next tick tries again; the lane's net remains
+            except Exception as exc:  # the next tick tries again; the runner's net remains
                 log.warning("WAL checkpoint failed", error=repr(exc)[:300])
 
     def _checkpoint(self) -> tuple[int, int, int]:

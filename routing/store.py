@@ -7,22 +7,10 @@ thread hop per statement were most of the worker's database time).
 """
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
-from db.repositories.interactions import InteractionFacts
-from db.repositories.operators import OperatorState
-
-
-@dataclass(frozen=True)
-class StoredEvent:
-    """An event as the outbox holds it: what a repeated command gets sent again."""
-
-    interaction_id: int
-    event_id: str
-    routing_key: str
-    body: str
+from routing.facts import InteractionFacts, OperatorState, StoredEvent
 
 
 class RoutingStore(Protocol):

@@ -1,0 +1,1 @@
+"""The routing domain: who handles which interaction, decided without I/O of its own."""

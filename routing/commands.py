@@ -1,0 +1,28 @@
+"""Commands as the router sees them: a validated body plus its AMQP envelope."""
+
+from dataclasses import dataclass
+
+from schemas.messages import CloseInteraction, CreateInteraction
+
+
+@dataclass(frozen=True)
+class Envelope:
+    """The AMQP properties that travel with a command into its events."""
+
+    message_id: str | None = None
+    correlation_id: str | None = None
+    reply_to: str | None = None
+
+
+@dataclass(frozen=True)
+class CreateRequest:
+    key: int
+    command: CreateInteraction
+    envelope: Envelope = Envelope()
+
+
+@dataclass(frozen=True)
+class CloseRequest:
+    key: int
+    command: CloseInteraction
+    envelope: Envelope = Envelope()
