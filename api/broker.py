@@ -16,6 +16,7 @@ import structlog
 from aio_pika import DeliveryMode, Message
 from aio_pika.abc import AbstractChannel, AbstractRobustConnection
 
+from messaging.connection_health import is_connected
 from messaging.publisher import EventPublisher
 from messaging.topology import Topology, declare_topology
 from routing.outcomes import PendingEvent
@@ -75,12 +76,7 @@ class Broker:
     @property
     def is_up(self) -> bool:
         link = self._link
-        return (
-            link is not None
-            and link.connection.connected.is_set()
-            and not link.connection.is_closed
-            and not link.channel.is_closed
-        )
+        return link is not None and is_connected(link.connection, link.channel)
 
     def _live_link(self) -> _Link:
         if self._link is None or not self.is_up:

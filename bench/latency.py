@@ -17,12 +17,12 @@ from collections.abc import Iterator, Sequence
 from typing import cast
 
 import aiormq
+from aio_pika import DeliveryMode
 from aiormq.abc import DeliveredMessage
 
 from bench.broker import broker_channel, create_body, reset_topology
 from bench.cpu import process_cpu_seconds
 from bench.pipeline import WORKER_MODULE, worker_process
-from messaging.publisher import PERSISTENT
 from messaging.topology import COMMANDS_EXCHANGE, CREATE_ROUTING_KEY, EVENTS_EXCHANGE
 
 TICK_S = 0.005
@@ -139,7 +139,7 @@ async def _steady_publish(
                 message_id=message_id,
                 correlation_id=message_id,
                 content_type="application/json",
-                delivery_mode=PERSISTENT,
+                delivery_mode=DeliveryMode.PERSISTENT,
             ),
             wait=False,
         )

@@ -1,7 +1,7 @@
 """One way to run a process's main coroutine: on uvloop where it is installed.
 
-uvloop moves the socket and callback work of the event loop into C; for a process whose
-time goes to AMQP frames that is a fifth to a quarter less CPU per message (bench/README.md).
+uvloop moves the socket and callback work of the event loop into C, where a process whose
+time goes to AMQP frames spends much of it (the gain is measured in bench/README.md).
 """
 
 import asyncio

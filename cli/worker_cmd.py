@@ -41,7 +41,7 @@ async def run_worker(
             loop.add_signal_handler(sig, worker.request_stop)
         # Everything imported and built so far lives as long as the process: out of the
         # collector's sight, a full collection walks only what the work creates. Measured
-        # in the latency bench: gen-2 pauses of 56-105 ms became 2-9 ms (bench/README.md).
+        # in the latency bench (bench/README.md), this cut the longest gen-2 pauses.
         gc.freeze()
         async with observed(worker, sessions, settings, metrics_host):
             await worker.run(burst=burst)

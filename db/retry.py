@@ -1,4 +1,9 @@
-"""Bounded exponential backoff with full jitter for transient failures (dramatiq's policy)."""
+"""Bounded exponential backoff with full jitter for transient failures.
+
+Full jitter (a uniform draw up to the capped exponential delay) spreads retrying workers the
+most; dramatiq's Retries middleware, whose permanent/transient split this follows, uses a
+different jitter (half the delay fixed, half random) and much longer delays.
+"""
 
 import asyncio
 from collections.abc import Awaitable, Callable

@@ -13,8 +13,8 @@ from sqlalchemy.ext.asyncio import (
 SQLITE_BUSY_TIMEOUT_MS = 5000
 # asyncpg prepares every statement, and PostgreSQL switches a prepared statement to a generic
 # plan after five runs. A generic plan made while `interactions` was small keeps scanning as
-# it grows (a fresh database routed 25 % slower than one holding a million rows); custom plans
-# cost a little planning per run and stay right. See bench/README.md.
+# it grows (a fresh database routed slower than one holding a million rows); custom plans
+# cost a little planning per run and stay right. The measurements are in bench/README.md.
 POSTGRES_SERVER_SETTINGS = {"plan_cache_mode": "force_custom_plan"}
 SQLITE_PRAGMAS = (
     "PRAGMA journal_mode=WAL",

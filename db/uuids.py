@@ -37,7 +37,7 @@ class UuidSource:
 
     Drawn in chunks that double, from FIRST_CHUNK up to CHUNK: a unit of work that needs six
     ids makes eight, not sixty-four (at half load a batch has a handful of messages, and
-    unused ids were a fifth of the SQLite transaction runner's CPU).
+    formatting unused ids showed up in the runner's profile: bench/README.md).
     """
 
     def __init__(self) -> None:

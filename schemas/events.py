@@ -18,13 +18,6 @@ class EventType(StrEnum):
     CLOSED = "interaction.closed"
 
 
-EVENT_TYPE_BY_STATUS = {
-    InteractionStatus.ASSIGNED: EventType.ASSIGNED,
-    InteractionStatus.WAITING: EventType.WAITING,
-    InteractionStatus.CLOSED: EventType.CLOSED,
-}
-
-
 class InteractionEvent(BaseModel):
     """What downstream services receive; `event_id` is also the AMQP message_id."""
 

@@ -9,12 +9,10 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from aio_pika.abc import AbstractRobustConnection
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from db.session import begin_read_only
-
-DATABASE_TIMEOUT_S = 5.0
+from db.health import database_answers
+from messaging.connection_health import is_connected
 
 
 class BrokerState(Protocol):
@@ -49,23 +47,5 @@ class ReadinessProbe:
         self.session_factory = session_factory
 
     async def check(self) -> Readiness:
-        return Readiness(database=await self._database_ok(), broker=self._broker_ok())
-
-    def _broker_ok(self) -> bool:
-        """Ready (topology declared, consuming) and not in the middle of a reconnect."""
-        connection = self.broker.connection
-        return (
-            self.broker.ready.is_set()
-            and connection is not None
-            and not connection.is_closed
-            and connection.connected.is_set()
-        )
-
-    async def _database_ok(self) -> bool:
-        try:
-            async with asyncio.timeout(DATABASE_TIMEOUT_S), self.session_factory() as session:
-                await begin_read_only(session)
-                await session.execute(text("SELECT 1"))
-            return True
-        except Exception:
-            return False
+        broker = self.broker.ready.is_set() and is_connected(self.broker.connection)
+        return Readiness(database=await database_answers(self.session_factory), broker=broker)

@@ -6,6 +6,6 @@ from pydantic import BaseModel
 
 
 class Health(BaseModel):
-    status: Literal["ok", "error"]
+    status: Literal["ok", "down"]
     database: Literal["ok", "down"]
     broker: Literal["ok", "down"]
