@@ -4,10 +4,20 @@ from fastapi import FastAPI
 
 from api.auth import BearerTokenMiddleware, documented_security
 from api.body_limit import MAX_BODY_BYTES, BodyLimitMiddleware
+from api.dashboard.hub import DashboardHub
 from api.errors import install_error_handlers
 from api.lifespan import lifespan
 from api.metrics import ApiMetrics, RequestMetricsMiddleware
-from api.routes import health, interactions, leads, metrics, operators, sources, stats
+from api.routes import (
+    dashboard,
+    health,
+    interactions,
+    leads,
+    metrics,
+    operators,
+    sources,
+    stats,
+)
 from api.site_guard import SiteGuardMiddleware
 from schemas.settings import Settings
 
@@ -26,12 +36,15 @@ def create_app(settings: Settings) -> FastAPI:
     app = FastAPI(title="leadrouter", version="1", description=DESCRIPTION, lifespan=lifespan)
     app.state.settings = settings
     app.state.metrics = ApiMetrics()
+    app.state.dashboard = DashboardHub()
     token = settings.api_token.get_secret_value() if settings.api_token else None
     security = documented_security(token is not None)
-    for module in (operators, sources, interactions, leads, stats):
+    for module in (operators, sources, interactions, leads, stats, dashboard):
         app.include_router(module.router, dependencies=security)
     app.include_router(health.router)
     app.include_router(metrics.router)
+    app.include_router(dashboard.page_router)
+    app.mount(dashboard.STATIC_PATH, dashboard.static_files(), name="dashboard-static")
     install_error_handlers(app)
     # Added innermost first: metrics see every answer, then the token, the site, the body size.
     app.add_middleware(BodyLimitMiddleware)

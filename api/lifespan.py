@@ -37,5 +37,6 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     try:
         yield
     finally:
+        await app.state.dashboard.close()  # `leadrouter api` did already; in-process servers not
         await broker.close()
         await engine.dispose()

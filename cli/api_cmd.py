@@ -3,7 +3,8 @@
 import asyncio
 import contextlib
 import signal
-from collections.abc import Iterator
+import socket
+from collections.abc import Awaitable, Callable, Iterator
 
 import structlog
 import uvicorn
@@ -21,6 +22,17 @@ class _Server(uvicorn.Server):
 
     Plain uvicorn re-raises the signal after its shutdown, so the process would die of it.
     """
+
+    def __init__(
+        self, config: uvicorn.Config, before_shutdown: Callable[[], Awaitable[None]]
+    ) -> None:
+        super().__init__(config)
+        self.before_shutdown = before_shutdown
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        """Ends the dashboard's event streams first: uvicorn waits for open responses."""
+        await self.before_shutdown()
+        await super().shutdown(sockets)
 
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
@@ -50,7 +62,8 @@ def run_api(settings: Settings, host: str, port: int) -> int:
     except SchemaBehindError as exc:
         log.error(str(exc))
         return 3
-    config = uvicorn.Config(create_app(settings), host=host, port=port, log_config=None)
-    server = _Server(config)
+    app = create_app(settings)
+    config = uvicorn.Config(app, host=host, port=port, log_config=None)
+    server = _Server(config, before_shutdown=app.state.dashboard.close)
     server.run()
     return 0 if server.started else 1

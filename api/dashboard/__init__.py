@@ -1,0 +1,1 @@
+"""The supervisors 'live page: snapshot reads and the event stream that pushes them."""
