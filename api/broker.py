@@ -11,11 +11,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-import aio_pika
 import structlog
 from aio_pika import DeliveryMode, Message
-from aio_pika.abc import AbstractChannel, AbstractRobustConnection
+from aio_pika.abc import AbstractChannel, AbstractRobustChannel, AbstractRobustConnection
 
+from messaging import nodes
 from messaging.connection_health import is_connected
 from messaging.publisher import EventPublisher
 from messaging.topology import Topology, declare_topology
@@ -24,6 +24,7 @@ from routing.outcomes import PendingEvent
 log = structlog.get_logger(__name__)
 PUBLISH_TIMEOUT_S = 5.0
 CONNECT_TIMEOUT_S = 5.0
+INSPECT_TIMEOUT_S = 2.0
 
 
 class BrokerUnavailable(Exception):
@@ -45,12 +46,14 @@ class Broker:
         self.connected = asyncio.Event()
         self._link: _Link | None = None
         self._task: asyncio.Task[None] | None = None
+        self._inspect_channel: AbstractRobustChannel | None = None
+        self._inspect_lock = asyncio.Lock()
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._connect_until_up(), name="api-broker-connect")
 
     async def _connect_until_up(self) -> None:
-        """Keep trying; once up, aio-pika's robust connection handles later reconnects."""
+        """Keep trying; once up, the robust connection handles later reconnects, node to node."""
         while True:
             try:
                 self._link = await self._connect()
@@ -63,7 +66,8 @@ class Broker:
             return
 
     async def _connect(self) -> _Link:
-        connection = await aio_pika.connect_robust(self.amqp_url, timeout=CONNECT_TIMEOUT_S)
+        # The first node of AMQP_URL that answers; on losing it, the next (messaging/nodes.py).
+        connection = await nodes.connect_robust(self.amqp_url, per_node_s=CONNECT_TIMEOUT_S)
         try:
             channel = await connection.channel(publisher_confirms=True)
             topology = await declare_topology(channel)
@@ -94,6 +98,28 @@ class Broker:
             timestamp=datetime.now(UTC),
         )
         await self._confirmed(link.topology.commands.publish(message, routing_key=routing_key))
+
+    async def message_count(self, queue_name: str) -> int | None:
+        """Messages ready in a queue (the dashboard's dead letters); None while unreachable.
+
+        A passive declare, on a channel of its own: a failed one closes the channel it ran on,
+        and the publishing channel must not go with it. Not robust: aio-pika answers a repeated
+        passive declare of a robust queue from its cache, with the first count.
+        """
+        link = self._link
+        if link is None or not self.is_up:
+            return None
+        try:
+            async with asyncio.timeout(INSPECT_TIMEOUT_S), self._inspect_lock:
+                channel = self._inspect_channel
+                if channel is None or channel.is_closed:
+                    channel = self._inspect_channel = await link.connection.channel()
+                queue = await channel.declare_queue(queue_name, passive=True, robust=False)
+        except Exception as exc:
+            log.debug("queue not inspected", queue=queue_name, error=repr(exc)[:300])
+            return None
+        count = queue.declaration_result.message_count
+        return int(count) if count is not None else None
 
     async def publish_events(self, events: Sequence[PendingEvent]) -> None:
         link = self._live_link()

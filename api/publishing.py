@@ -7,13 +7,13 @@ import structlog
 from api.broker import BrokerUnavailable
 from api.state import ApiState
 from routing.outcomes import PendingEvent
-from worker.relay import mark_published
+from worker.relay import record_published
 
 log = structlog.get_logger(__name__)
 
 
 async def publish_committed(state: ApiState, events: Sequence[PendingEvent]) -> None:
-    """Publish, then mark published; on any failure leave the rows for the worker's relay."""
+    """Publish, then record them published; on any failure leave the rows for the worker's relay."""
     if not events:
         return
     try:
@@ -24,6 +24,6 @@ async def publish_committed(state: ApiState, events: Sequence[PendingEvent]) -> 
     for event in events:
         state.metrics.events_published.labels(event.routing_key).inc()
     try:
-        await mark_published(state.sessions, [e.event_id for e in events])
+        await record_published(state.sessions, [e.event_id for e in events])
     except Exception as exc:  # published; the relay may send them again with the same ids
-        log.warning("could not mark events published", error=repr(exc)[:300])
+        log.warning("could not record events as published", error=repr(exc)[:300])

@@ -15,7 +15,7 @@ import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractQueue
 from aio_pika.exceptions import ChannelNotFoundEntity, DeliveryError
 
-from messaging import lenient_strings
+from messaging import lenient_strings, nodes
 from messaging.message_copy import copy_with_headers
 from messaging.topology import COMMANDS_EXCHANGE, DEAD_QUEUE
 
@@ -83,7 +83,7 @@ def unprocessable(message: AbstractIncomingMessage) -> str | None:
 async def dead_queue(amqp_url: str) -> AsyncIterator[tuple[AbstractChannel, AbstractQueue]]:
     """A confirming channel (unroutable publishes raise) and the dead-letter queue, passively."""
     lenient_strings.install()
-    connection = await aio_pika.connect(amqp_url)
+    connection = await nodes.connect(amqp_url)  # the first node of AMQP_URL that answers
     async with connection:
         channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
         try:

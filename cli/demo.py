@@ -24,6 +24,7 @@ from cli.progress import ProgressBar
 from cli.table import render_table
 from db.schema_version import SchemaBehindError, ensure_schema_current
 from db.session import create_engine, create_session_factory
+from messaging import nodes
 from messaging.topology import (
     CLOSE_ROUTING_KEY,
     COMMANDS_EXCHANGE,
@@ -91,7 +92,7 @@ async def _publish_and_watch(
 ) -> list[Outcome]:
     run = uuid.uuid4().hex[:8]
     plan = {f"demo-{run}-{i}": config.sources[i % len(config.sources)].id for i in range(count)}
-    connection = await aio_pika.connect(amqp_url)
+    connection = await nodes.connect(amqp_url)  # the first node of AMQP_URL that answers
     async with connection:
         await _require_worker(connection)
         channel = await connection.channel(publisher_confirms=True)

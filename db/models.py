@@ -20,7 +20,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-from db.types import JSONDocument, UTCDateTime, utcnow
+from db.types import JSONDocument, StatusText, UTCDateTime, utcnow
+from schemas.events import InteractionStatus
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -30,7 +31,8 @@ NAMING_CONVENTION = {
     "pk": "pk_%(table_name)s",
 }
 
-STATUSES = ("assigned", "waiting", "closed")
+STATUSES = tuple(status.value for status in InteractionStatus)
+WAITING_ONLY = text(f"status = '{InteractionStatus.WAITING.value}'")
 
 
 class Base(DeclarativeBase):
@@ -94,8 +96,8 @@ class Interaction(Base):
             "ix_interactions_waiting_source_id",
             "source_id",
             "id",
-            sqlite_where=text("status = 'waiting'"),
-            postgresql_where=text("status = 'waiting'"),
+            sqlite_where=WAITING_ONLY,
+            postgresql_where=WAITING_ONLY,
         ),
         Index("ix_interactions_operator_id_status", "operator_id", "status"),
         Index("ix_interactions_lead_uuid", "lead_uuid"),
@@ -108,7 +110,7 @@ class Interaction(Base):
         ForeignKey("operators.id", ondelete="SET NULL"), nullable=True
     )
     is_active: Mapped[bool] = mapped_column(default=True)
-    status: Mapped[str] = mapped_column(String(16))
+    status: Mapped[InteractionStatus] = mapped_column(StatusText)
     payload: Mapped[Any] = mapped_column(JSONDocument, nullable=True)
     message_id: Mapped[str | None] = mapped_column(String(255), unique=True, nullable=True)
     correlation_id: Mapped[str | None] = mapped_column(String(255), nullable=True)

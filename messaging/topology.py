@@ -1,7 +1,8 @@
 """The contract's AMQP topology, declared idempotently by every worker at start (and on reconnect).
 
-Work queues are quorum queues: durable, replicated in a cluster, and they count deliveries
-(`x-delivery-count`), which is how a message that kills the worker every time is recognised.
+Work queues and `interactions.dead` are quorum queues: durable, replicated over a cluster (three
+replicas), and they count deliveries (`x-delivery-count`), which is how a message that kills
+the worker every time is recognised.
 """
 
 import re
@@ -25,13 +26,48 @@ CLOSE_ROUTING_KEY = "interaction.close"
 
 # The broker's own safety net; the worker dead-letters with a reason well before this.
 BROKER_DELIVERY_LIMIT = 20
+# Replicas per quorum queue: on a 3-node cluster every node holds every queue, and losing one
+# node loses nothing. It is RabbitMQ's own default (3.x and 4.x), written down so that a
+# broker-wide `quorum_cluster_size` cannot change it under a deployment. Compared on redeclare.
+QUORUM_GROUP_SIZE = 3
+# `x-delivery-limit: -1` is "no limit" on RabbitMQ 4 only: 3.10 takes it as "dead-letter on the
+# first return" (measured: one nack or closed channel and the message was gone).
+UNLIMITED_DELIVERIES = -1
 
 WORK_QUEUE_ARGUMENTS: dict[str, Any] = {
     "x-queue-type": "quorum",
+    "x-quorum-initial-group-size": QUORUM_GROUP_SIZE,
     "x-dead-letter-exchange": DEAD_LETTER_EXCHANGE,
     "x-delivery-limit": BROKER_DELIVERY_LIMIT,
 }
-DEAD_QUEUE_ARGUMENTS: dict[str, Any] = {"x-queue-type": "quorum"}
+
+
+def dead_queue_arguments(broker_version: str | bytes | None) -> dict[str, Any]:
+    """`interactions.dead` must keep a letter however often it is returned (`dlq list` returns
+    what it shows, and each return counts on 3.10). 3.x has no limit unless one is set; 4.x
+    sets 20 unless told `-1`. An unknown version gets 3.x's arguments: a limit of 20 is the
+    lesser harm than a `-1` that drops at the first return."""
+    arguments: dict[str, Any] = {
+        "x-queue-type": "quorum",
+        "x-quorum-initial-group-size": QUORUM_GROUP_SIZE,
+    }
+    if broker_major_version(broker_version) >= 4:
+        arguments["x-delivery-limit"] = UNLIMITED_DELIVERIES
+    return arguments
+
+
+def broker_major_version(version: str | bytes | None) -> int:
+    """3 for "3.10.8"; 0 when the broker did not say (or said something else)."""
+    text = version.decode(errors="replace") if isinstance(version, bytes) else version or ""
+    match = re.match(r"\s*(\d+)\.", text)
+    return int(match.group(1)) if match else 0
+
+
+async def broker_version(channel: AbstractChannel) -> str | bytes | None:
+    """The `version` the connected node announced when the connection opened."""
+    underlay = await channel.get_underlay_channel()
+    version = underlay.connection.server_properties.get("version")
+    return version if isinstance(version, str | bytes) else None
 
 
 SERVICE_QUEUE_PREFIX = "interactions"
@@ -83,8 +119,9 @@ async def declare_topology(channel: AbstractChannel) -> Topology:
     commands = await _exchange(channel, COMMANDS_EXCHANGE, ExchangeType.TOPIC)
     events = await _exchange(channel, EVENTS_EXCHANGE, ExchangeType.TOPIC)
     dlx = await _exchange(channel, DEAD_LETTER_EXCHANGE, ExchangeType.FANOUT)
+    dead_arguments = dead_queue_arguments(await broker_version(channel))
     async with _declaring("queue", DEAD_QUEUE):
-        dead = await channel.declare_queue(DEAD_QUEUE, durable=True, arguments=DEAD_QUEUE_ARGUMENTS)
+        dead = await channel.declare_queue(DEAD_QUEUE, durable=True, arguments=dead_arguments)
     await dead.bind(dlx)
     create = await _work_queue(channel, CREATE_QUEUE, commands, CREATE_ROUTING_KEY)
     close = await _work_queue(channel, CLOSE_QUEUE, commands, CLOSE_ROUTING_KEY)

@@ -1,11 +1,10 @@
 """Building an event once: the outbox row and the message to publish share one body and id."""
 
 from datetime import datetime
-from typing import Any
 
-from routing.facts import InteractionFacts
+from routing.facts import InteractionFacts, OutboxRow
 from routing.outcomes import PendingEvent
-from schemas.events import EventType, InteractionEvent, InteractionStatus
+from schemas.events import EventType, InteractionEvent
 
 
 def build_event(
@@ -15,7 +14,7 @@ def build_event(
     now: datetime,
     correlation_id: str | None,
     reply_to: str | None,
-) -> tuple[PendingEvent, dict[str, Any]]:
+) -> tuple[PendingEvent, OutboxRow]:
     event = InteractionEvent(
         event_id=event_id,
         type=event_type,
@@ -24,19 +23,12 @@ def build_event(
         email=facts.email,
         source_id=facts.source_id,
         operator_id=facts.operator_id,
-        status=InteractionStatus(facts.status),
+        status=facts.status,
         message_id=facts.message_id,
         created_at=now,
     )
     body = event.model_dump_json()
-    pending = PendingEvent(event.event_id, event_type.value, body, correlation_id, reply_to)
-    row = {
-        "event_id": event.event_id,
-        "interaction_id": facts.id,
-        "routing_key": event_type.value,
-        "body": body,
-        "correlation_id": correlation_id,
-        "reply_to": reply_to,
-        "created_at": now,
-    }
+    routing_key = event_type.value
+    pending = PendingEvent(event_id, routing_key, body, correlation_id, reply_to)
+    row = OutboxRow(event_id, facts.id, routing_key, body, correlation_id, reply_to, now)
     return pending, row

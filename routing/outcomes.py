@@ -3,6 +3,8 @@
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from schemas.events import InteractionStatus
+
 
 @dataclass(frozen=True)
 class PendingEvent:
@@ -20,7 +22,7 @@ class Routed:
     """A command that took effect (or had already taken effect: `replayed`)."""
 
     interaction_id: int
-    status: str
+    status: InteractionStatus
     operator_id: int | None
     source_id: int
     event: PendingEvent

@@ -14,11 +14,18 @@ from db.uuids import UuidSource
 from routing.choose import select_operator
 from routing.commands import CloseRequest, CreateRequest, Envelope
 from routing.events import build_event
-from routing.facts import InteractionFacts, StoredEvent
+from routing.facts import InteractionFacts, NewInteraction, OutboxRow, StoredEvent
 from routing.outcomes import PendingEvent, RefusalClass, Refused, Routed, RoutingOutcome
 from routing.pool import OperatorPool
 from routing.store import RoutingStore
-from schemas.events import EventType
+from schemas.events import EventType, InteractionStatus
+from schemas.messages import CloseInteraction
+
+ASSIGNED, WAITING, CLOSED = (
+    InteractionStatus.ASSIGNED,
+    InteractionStatus.WAITING,
+    InteractionStatus.CLOSED,
+)
 
 DRAIN_CHUNK = 500
 
@@ -34,7 +41,7 @@ class Router:
         self.new_event_id = UuidSource()
         self.outcome = RoutingOutcome()
         self.pool = OperatorPool({}, [])
-        self._outbox_rows: list[dict[str, object]] = []
+        self._outbox_rows: list[OutboxRow] = []
         self._followers: list[tuple[CreateRequest | CloseRequest, int]] = []
 
     async def route_batch(
@@ -46,9 +53,7 @@ class Router:
         creates = self._refuse_unknown_sources(creates)  # the pool knows which sources exist
         closing = await self._closable(closes)  # read after the locks: current, not stale
         freed_by = {
-            f.operator_id
-            for _, f in closing
-            if f.operator_id is not None and f.status == "assigned"
+            f.operator_id for _, f in closing if f.operator_id is not None and f.status == ASSIGNED
         }
         if freed_by - self.pool.states.keys():  # moved meanwhile (e.g. a manual assignment)
             self.pool = await OperatorPool.lock(
@@ -75,9 +80,9 @@ class Router:
         assigned_to = {
             f.operator_id
             for f in glimpse.values()
-            if f.status == "assigned" and f.operator_id is not None
+            if f.status == ASSIGNED and f.operator_id is not None
         }
-        waiting_in = {f.source_id for f in glimpse.values() if f.status == "waiting"}
+        waiting_in = {f.source_id for f in glimpse.values() if f.status == WAITING}
         return await OperatorPool.lock(self.store, create_sources | waiting_in, assigned_to)
 
     async def drain(
@@ -96,16 +101,16 @@ class Router:
         Re-assigning moves the slot: the previous operator is freed and its sources drained.
         """
         facts = await self._facts_under_lock(interaction_id, operator_id)
-        if facts.status == "closed":
+        if facts.status == CLOSED:
             raise AssignmentRefused(f"interaction {interaction_id} is closed")
-        previous = facts.operator_id if facts.status == "assigned" else None
+        previous = facts.operator_id if facts.status == ASSIGNED else None
         if previous == operator_id:
             return self.outcome
         self._check_can_take(operator_id)
         self.pool.take(operator_id)
         if previous is not None:
             self.pool.release(previous)
-        facts.operator_id, facts.status = operator_id, "assigned"
+        facts = replace(facts, operator_id=operator_id, status=ASSIGNED)
         await self.store.set_assigned({interaction_id: operator_id}, self.now)
         self._emit(facts, EventType.ASSIGNED, Envelope(None, facts.correlation_id, facts.reply_to))
         if previous is not None:
@@ -113,12 +118,21 @@ class Router:
         await self._finish()
         return self.outcome
 
+    async def close(self, interaction_id: int) -> RoutingOutcome:
+        """Close one interaction (API): exactly what an `interaction.close` message does, so
+        closing twice replays the first close. Unknown ids are refused as not found."""
+        request = CloseRequest(0, CloseInteraction(interaction_id=interaction_id))
+        outcome = await self.route_batch([], [request])
+        if isinstance(outcome.results.get(request.key), Refused):
+            raise AssignmentRefused(f"interaction {interaction_id} not found", not_found=True)
+        return outcome
+
     async def _facts_under_lock(self, interaction_id: int, operator_id: int) -> InteractionFacts:
         """The interaction's facts, read after locking every operator that could change them
         (its operator; for a waiting one, all of its source's, which a drain would hold)."""
         facts, requested = await self._facts_of(interaction_id), set[int]()
         for _ in range(3):
-            waiting_in = {facts.source_id} if facts.status == "waiting" else set()
+            waiting_in = {facts.source_id} if facts.status == WAITING else set()
             requested |= _holders(facts, operator_id)
             self.pool = await OperatorPool.lock(self.store, waiting_in, requested)
             facts = await self._facts_of(interaction_id)  # fresh, now that nobody can move it
@@ -190,21 +204,20 @@ class Router:
             for request, operator_id in zip(creates, operator_ids, strict=True)
         ]
         ids = await self.store.insert_interactions(rows)
-        for request, operator_id, interaction_id in zip(creates, operator_ids, ids, strict=True):
-            envelope = request.envelope
+        for request, row, interaction_id in zip(creates, rows, ids, strict=True):
             facts = InteractionFacts(
                 interaction_id,
-                lead_uuids[request.command.email],
+                row.lead_uuid,
                 request.command.email,
-                request.command.source_id,
-                operator_id,
-                "assigned" if operator_id is not None else "waiting",
-                envelope.message_id,
-                envelope.correlation_id,
-                envelope.reply_to,
+                row.source_id,
+                row.operator_id,
+                row.status,
+                row.message_id,
+                row.correlation_id,
+                row.reply_to,
             )
-            event_type = EventType.ASSIGNED if operator_id is not None else EventType.WAITING
-            self._record(request.key, facts, self._emit(facts, event_type, envelope))
+            event_type = EventType.WAITING if row.operator_id is None else EventType.ASSIGNED
+            self._record(request.key, facts, self._emit(facts, event_type, request.envelope))
 
     def _choose(self, source_id: int) -> int | None:
         """Draw among the free candidates and take the slot at once, so the batch stays exact."""
@@ -215,20 +228,21 @@ class Router:
 
     def _new_row(
         self, request: CreateRequest, lead_uuid: str, operator_id: int | None
-    ) -> dict[str, object]:
-        return {
-            "lead_uuid": lead_uuid,
-            "source_id": request.command.source_id,
-            "operator_id": operator_id,
-            "status": "assigned" if operator_id is not None else "waiting",
-            "is_active": True,
-            "payload": request.command.payload,
-            "message_id": request.envelope.message_id,
-            "correlation_id": request.envelope.correlation_id,
-            "reply_to": request.envelope.reply_to,
-            "created_at": self.now,
-            "assigned_at": self.now if operator_id is not None else None,
-        }
+    ) -> NewInteraction:
+        envelope, now = request.envelope, self.now
+        return NewInteraction(
+            lead_uuid,
+            request.command.source_id,
+            operator_id,
+            WAITING if operator_id is None else ASSIGNED,
+            True,
+            request.command.payload,
+            envelope.message_id,
+            envelope.correlation_id,
+            envelope.reply_to,
+            now,
+            None if operator_id is None else now,
+        )
 
     # -- closes --------------------------------------------------------------------------------
 
@@ -237,9 +251,7 @@ class Router:
     ) -> list[tuple[CloseRequest, InteractionFacts]]:
         """Refuse unknown ids, replay already-closed ones, return the rest with their facts."""
         facts = await self.store.facts(c.command.interaction_id for c in closes)
-        already = await self.store.closed_events(
-            i for i, f in facts.items() if f.status == "closed"
-        )
+        already = await self.store.closed_events(i for i, f in facts.items() if f.status == CLOSED)
         closing: list[tuple[CloseRequest, InteractionFacts]] = []
         first_close: dict[int, int] = {}
         for request in closes:
@@ -264,11 +276,13 @@ class Router:
         and must not hand out an interaction this very batch is closing."""
         freed: set[int] = set()
         for request, facts in closing:
-            if facts.status == "assigned" and facts.operator_id is not None:
+            if facts.status == ASSIGNED and facts.operator_id is not None:
                 self.pool.release(facts.operator_id)
                 freed.add(facts.operator_id)
-            facts.status = "closed"
-            self._record(request.key, facts, self._emit(facts, EventType.CLOSED, request.envelope))
+            closed = replace(facts, status=CLOSED)
+            self._record(
+                request.key, closed, self._emit(closed, EventType.CLOSED, request.envelope)
+            )
         await self.store.set_closed([facts.id for _, facts in closing], self.now)
         return freed
 
@@ -288,9 +302,11 @@ class Router:
                     continue
                 self.pool.take(operator_id)
                 assignments[facts.id] = operator_id
-                facts.operator_id, facts.status = operator_id, "assigned"
+                assigned = replace(facts, operator_id=operator_id, status=ASSIGNED)
                 self._emit(
-                    facts, EventType.ASSIGNED, Envelope(None, facts.correlation_id, facts.reply_to)
+                    assigned,
+                    EventType.ASSIGNED,
+                    Envelope(None, facts.correlation_id, facts.reply_to),
                 )
             await self.store.set_assigned(assignments, self.now)
             after_id = waiting[-1].id
@@ -327,7 +343,7 @@ class Router:
             envelope.reply_to,
         )
         self.outcome.events.append(event)
-        status = stored.routing_key.removeprefix("interaction.")
+        status = InteractionStatus(stored.routing_key.removeprefix("interaction."))
         self.outcome.results[key] = Routed(
             stored.interaction_id, status, None, source_id, event, True
         )
@@ -353,13 +369,14 @@ class Router:
 
 def _holders(facts: InteractionFacts, operator_id: int) -> set[int]:
     """Operators whose rows a manual assignment of this interaction changes."""
-    if facts.status == "assigned" and facts.operator_id is not None:
+    if facts.status == ASSIGNED and facts.operator_id is not None:
         return {operator_id, facts.operator_id}
     return {operator_id}
 
 
 class AssignmentRefused(Exception):
-    """A manual assignment that cannot happen; `not_found` separates 404s from 409s."""
+    """A manual assignment (or close) that cannot happen; `not_found` separates 404s from
+    409s."""
 
     def __init__(self, reason: str, *, not_found: bool = False) -> None:
         super().__init__(reason)

@@ -8,9 +8,9 @@ thread hop per statement were most of the worker's database time).
 
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Protocol
 
-from routing.facts import InteractionFacts, OperatorState, StoredEvent
+from routing.facts import InteractionFacts, NewInteraction, OperatorState, OutboxRow, StoredEvent
 
 
 class RoutingStore(Protocol):
@@ -40,7 +40,7 @@ class RoutingStore(Protocol):
         """Every e-mail's Lead uuid, creating the missing Leads."""
         ...
 
-    async def insert_interactions(self, rows: Sequence[dict[str, Any]]) -> list[int]:
+    async def insert_interactions(self, rows: Sequence[NewInteraction]) -> list[int]:
         """Insert the rows; returns their new ids in row order."""
         ...
 
@@ -55,6 +55,8 @@ class RoutingStore(Protocol):
 
     async def closed_events(self, interaction_ids: Iterable[int]) -> dict[int, StoredEvent]: ...
 
-    async def add_events(self, rows: Sequence[dict[str, Any]]) -> None: ...
+    async def add_events(self, rows: Sequence[OutboxRow]) -> None: ...
 
-    async def mark_published(self, event_ids: Iterable[str], now: datetime) -> None: ...
+    async def record_published(self, event_ids: Iterable[str], now: datetime) -> None:
+        """The broker confirmed these events: set `published_at` where it is not set yet."""
+        ...

@@ -7,7 +7,7 @@ refused at the edge, never a database error.
 
 from typing import Annotated
 
-from pydantic import Field, StrictInt
+from pydantic import AfterValidator, Field, StrictInt
 
 MAX_DB_INT = 2**31 - 1
 
@@ -15,3 +15,20 @@ DbId = Annotated[StrictInt, Field(ge=1, le=MAX_DB_INT, examples=[1])]
 LoadLimit = Annotated[StrictInt, Field(ge=0, le=1_000_000, examples=[5])]
 Weight = Annotated[StrictInt, Field(ge=1, le=100, examples=[50])]
 Priority = Annotated[StrictInt, Field(ge=0, le=9, examples=[0])]
+
+
+def storable(value: str) -> str:
+    """PostgreSQL text rejects NUL, and lone surrogates cannot be encoded as UTF-8."""
+    if "\x00" in value:
+        raise ValueError("must not contain NUL characters")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError(
+            "must be valid Unicode text, without lone surrogates such as \\ud800"
+        ) from None
+    return value
+
+
+# Text PostgreSQL can store: no NUL, no lone surrogate (SQLite and PostgreSQL refuse alike).
+StorableText = Annotated[str, AfterValidator(storable)]

@@ -5,10 +5,19 @@ import json
 import re
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationInfo, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    JsonValue,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
+from schemas.contacts import Contact, ContactKind, LeadHandle, LeadPhone
 from schemas.email import LeadEmail
-from schemas.fields import DbId
+from schemas.fields import DbId, Priority
 
 PAYLOAD_LIMIT_BYTES = 64 * 1024
 RAW_BODY = "raw_body"  # validation-context key: the message body the document came from
@@ -24,13 +33,35 @@ def encode_payload(payload: Any) -> str:
 
 
 class CreateInteraction(BaseModel):
-    """`interaction.create`: a new contact from a lead through a source."""
+    """`interaction.create`: a new contact from a lead through a source.
+
+    The lead is known by any of its contacts (at least one); a phone without `+country` needs
+    the validation context's `PHONE_REGION` (DEFAULT_PHONE_REGION)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    email: LeadEmail = Field(examples=["client@example.com"])
+    email: LeadEmail | None = Field(default=None, examples=["client@example.com"])
+    phone: LeadPhone | None = Field(default=None, examples=["+7 999 123-45-67"])
+    handle: LeadHandle | None = Field(default=None, examples=["telegram:123456789"])
     source_id: DbId
+    priority: Priority = 0
     payload: JsonValue = Field(default=None, examples=[{"text": "Hello, I need help"}])
+
+    @model_validator(mode="after")
+    def _reachable(self) -> "CreateInteraction":
+        if self.email is None and self.phone is None and self.handle is None:
+            raise ValueError("at least one of email, phone, handle is required")
+        return self
+
+    @property
+    def contacts(self) -> tuple[Contact, ...]:
+        """The lead's contacts in this command, normalised, e-mail first."""
+        found = (
+            (ContactKind.EMAIL, self.email),
+            (ContactKind.PHONE, self.phone),
+            (ContactKind.HANDLE, self.handle),
+        )
+        return tuple(Contact(kind, value) for kind, value in found if value is not None)
 
     @field_validator("payload")
     @classmethod

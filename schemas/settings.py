@@ -6,6 +6,9 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from messaging.nodes import parse_nodes
+from schemas.contacts import is_region
+
 
 class Settings(BaseSettings):
     """The contract's variables plus a few tuning knobs with safe defaults."""
@@ -19,6 +22,7 @@ class Settings(BaseSettings):
     api_token: SecretStr | None = None
     log_format: Literal["console", "json"] | None = None
     metrics_port: int | None = Field(default=None, ge=1, le=65535)
+    default_phone_region: str | None = None
 
     batch_size: int = Field(default=256, ge=1, le=10_000)
     batch_linger_ms: float = Field(default=2.0, ge=0, le=1000)
@@ -30,10 +34,20 @@ class Settings(BaseSettings):
 
     @field_validator("amqp_url")
     @classmethod
-    def _amqp_scheme(cls, value: str) -> str:
-        if not value.startswith(("amqp://", "amqps://")):
-            raise ValueError("must start with amqp:// or amqps://")
+    def _amqp_nodes(cls, value: str) -> str:
+        """One node, or a cluster's nodes separated by commas (messaging/nodes.py)."""
+        parse_nodes(value)
         return value
+
+    @field_validator("default_phone_region")
+    @classmethod
+    def _known_region(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        code = value.strip().upper()
+        if not is_region(code):
+            raise ValueError("must be an ISO 3166 region code with phone numbering, e.g. RU or DE")
+        return code
 
     @field_validator("database_url")
     @classmethod

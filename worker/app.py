@@ -12,14 +12,13 @@ from dataclasses import dataclass
 from datetime import timedelta
 from random import Random
 
-import aio_pika
 import structlog
 from aio_pika import ExchangeType
 from aio_pika.abc import AbstractIncomingMessage, AbstractRobustConnection
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from db.transactions import TransactionRunner, open_transaction_runner
-from messaging import lenient_strings
+from messaging import lenient_strings, nodes
 from messaging.publisher import EventPublisher
 from messaging.topology import (
     CLOSE_QUEUE,
@@ -30,6 +29,7 @@ from messaging.topology import (
     declare_topology,
 )
 from schemas.settings import Settings
+from worker.confirm_ledger import ConfirmLedger
 from worker.metrics import WorkerMetrics
 from worker.parse import CommandKind
 from worker.pipeline import BatchProcessor, Delivery, PipelineConfig, RoutedBatch
@@ -40,7 +40,7 @@ log = structlog.get_logger(__name__)
 # means the queues are empty (arq's burst), without polling queue depth.
 BURST_IDLE_S = 1.0
 # Confirmed events are recorded in the next batch's transaction, or after this much idleness.
-MARK_IDLE_S = 0.05
+RECORD_IDLE_S = 0.05
 
 
 @dataclass
@@ -69,10 +69,10 @@ class Worker:
         self.ready = asyncio.Event()
         self._stop = asyncio.Event()
         self.connection: AbstractRobustConnection | None = None
+        self.ledger = ConfirmLedger()
+        # Batches awaiting their confirms and ack, and the newest: acks go out in batch order.
         self._settling: set[asyncio.Task[None]] = set()
         self._last_settle: asyncio.Task[None] | None = None
-        self._confirmed: list[str] = []  # event ids confirmed by the broker, not yet recorded
-        self._unrecorded: set[str] = set()  # routed here, not yet recorded: not for the relay
 
     def request_stop(self) -> None:
         self._stop.set()
@@ -92,7 +92,8 @@ class Worker:
     @contextlib.asynccontextmanager
     async def _started(self) -> AsyncIterator[_Running]:
         lenient_strings.install()
-        connection = await aio_pika.connect_robust(self.settings.amqp_url)
+        # The first node of AMQP_URL that answers; on losing it, the next (messaging/nodes.py).
+        connection = await nodes.connect_robust(self.settings.amqp_url)
         self.connection = connection
         try:
             async with open_transaction_runner(
@@ -104,6 +105,7 @@ class Worker:
                     prefetch=self.settings.prefetch_count,
                     batch_size=self.settings.batch_size,
                     transactions=type(transactions).__name__,
+                    node=nodes.where(connection.url),
                 )
                 self.ready.set()
                 yield running
@@ -127,7 +129,9 @@ class Worker:
         )
         publisher = EventPublisher(publish_channel, events, dlx)
         config = PipelineConfig(self.settings.delivery_limit, self.settings.db_retry_attempts)
-        processor = BatchProcessor(transactions, publisher, self.rng, config, self.metrics)
+        processor = BatchProcessor(
+            transactions, publisher, self.rng, config, self.metrics, self.ledger
+        )
         relay = OutboxRelay(self.session_factory, publisher)
         await relay.publish_pending(older_than=timedelta(0))
         tags = {
@@ -146,27 +150,22 @@ class Worker:
         """The database runner: route one batch after another while earlier ones await confirms."""
         while not self._stop.is_set():
             # While batches are settling, wake up soon to record their confirms.
-            unrecorded = self._confirmed or self._settling
-            idle_s = MARK_IDLE_S if unrecorded else (BURST_IDLE_S if burst else None)
+            to_record = self.ledger.has_confirmed or self._settling
+            idle_s = RECORD_IDLE_S if to_record else (BURST_IDLE_S if burst else None)
             batch = await self._next_batch(idle_s)
             if batch:
                 await self._dispatch(running.processor, batch)
-            elif self._confirmed:
-                await self._record_confirms(running.processor)
+            elif self.ledger.has_confirmed:
+                await running.processor.record_confirmed()
             elif burst and not self._settling:
                 return  # nothing delivered for BURST_IDLE_S while consuming: the queues are empty
 
     async def _dispatch(self, processor: BatchProcessor, batch: list[Delivery]) -> None:
-        marks = self._take_confirms()
         try:
-            routed = await processor.route(batch, marks)
+            routed = await processor.route(batch)
         except Exception as exc:
-            self._confirmed.extend(marks)
             await self._return_to_queue(batch, exc)
             return
-        self._confirmed.extend(routed.unmarked)
-        self._unrecorded.difference_update(set(marks) - set(routed.unmarked))
-        self._unrecorded.update(event.event_id for event in routed.outcome.events)
         confirmed = processor.send(routed)
         task = asyncio.create_task(self._settle(processor, routed, confirmed, self._last_settle))
         self._last_settle = task
@@ -181,21 +180,9 @@ class Worker:
         previous: asyncio.Task[None] | None,
     ) -> None:
         try:
-            event_ids = await processor.settle(routed, confirmed, previous)
+            await processor.settle(routed, confirmed, previous)
         except Exception as exc:
-            self._unrecorded.difference_update(e.event_id for e in routed.outcome.events)
             await self._return_to_queue(routed.deliveries, exc)
-            return
-        self._confirmed.extend(event_ids)  # after the await: `_dispatch` swaps the list
-
-    def _take_confirms(self) -> list[str]:
-        marks, self._confirmed = self._confirmed, []
-        return marks
-
-    async def _record_confirms(self, processor: BatchProcessor) -> None:
-        marks = self._take_confirms()
-        await processor.mark_published(marks)
-        self._unrecorded.difference_update(marks)
 
     async def _next_batch(self, idle_s: float | None) -> list[Delivery]:
         """Wait for one delivery (or stop), linger briefly, then take what is there."""
@@ -249,7 +236,7 @@ class Worker:
                     await self._dispatch(running.processor, await self._next_batch(idle_s=0))
                 if self._settling:
                     await asyncio.wait(set(self._settling))
-                await self._record_confirms(running.processor)
+                await running.processor.record_confirmed()
         except TimeoutError:
             log.warning(
                 "grace period over; unfinished deliveries go back to the queue",
@@ -261,6 +248,6 @@ class Worker:
         while True:
             await asyncio.sleep(interval)
             try:
-                await relay.publish_pending(timedelta(seconds=interval), skip=self._unrecorded)
+                await relay.publish_pending(timedelta(seconds=interval), skip=self.ledger.in_flight)
             except Exception as exc:
                 log.warning("outbox relay failed; will retry", error=repr(exc)[:300])

@@ -5,6 +5,7 @@ processes cannot drift apart in names or meaning."""
 from prometheus_client import CollectorRegistry, Gauge
 
 from db.repositories.stats import StatsQueries
+from schemas.events import InteractionStatus
 
 
 class LoadGauges:
@@ -25,7 +26,7 @@ class LoadGauges:
         """Read the numbers the API's /stats reports, then replace the labelled series in one
         synchronous step: a scrape never sees a half set."""
         loads = await stats.operator_loads()
-        waiting = await stats.count_with_status("waiting")
+        waiting = await stats.count_with_status(InteractionStatus.WAITING)
         self.waiting.set(waiting)
         self.operator_load.clear()
         self.operator_limit.clear()

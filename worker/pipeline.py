@@ -9,7 +9,7 @@ import contextlib
 import time
 from collections import Counter
 from collections.abc import Awaitable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from random import Random
 
 import structlog
@@ -26,6 +26,7 @@ from routing.commands import CloseRequest, CreateRequest, Envelope
 from routing.outcomes import RefusalClass, Refused, Routed, RoutingOutcome
 from routing.router import Router
 from routing.store import RoutingStore
+from worker.confirm_ledger import ConfirmLedger
 from worker.metrics import WorkerMetrics
 from worker.parse import CommandKind, envelope_refusal, parse_command
 from worker.reasons import error_summary, one_line
@@ -54,13 +55,14 @@ class RoutedBatch:
     outcome: RoutingOutcome
     refused: dict[int, Refused]
     started: float
-    unmarked: list[str] = field(default_factory=list)
+    event_ids: list[str]  # of `outcome.events`, listed once for the ledger
 
 
 class BatchProcessor:
     """The stages of a batch. `route` is the database runner and runs one batch at a time;
     `send` starts every publish at once and in order; `settle` awaits the confirms and acks.
     The worker overlaps them: batch N+1 is routed while batch N waits for its confirms.
+    Each stage tells the `ledger` what became of the batch's events.
     """
 
     def __init__(
@@ -70,20 +72,33 @@ class BatchProcessor:
         rng: Random,
         config: PipelineConfig,
         metrics: WorkerMetrics,
+        ledger: ConfirmLedger,
     ) -> None:
         self.transactions = transactions
         self.publisher = publisher
         self.rng = rng
         self.config = config
         self.metrics = metrics
+        self.ledger = ledger
 
-    async def route(self, deliveries: Sequence[Delivery], marks: Sequence[str] = ()) -> RoutedBatch:
+    async def route(self, deliveries: Sequence[Delivery]) -> RoutedBatch:
         """Parse and route in one transaction, which also records earlier batches' confirms."""
         started = time.perf_counter()
         requests, refused = self._parse(deliveries)
-        outcome, marked = await self._route(requests, marks)
+        to_record = self.ledger.take_confirmed()
+        try:
+            outcome, recorded = await self._route(requests, to_record)
+        except BaseException:
+            self.ledger.not_recorded(to_record)
+            raise
+        if recorded:
+            self.ledger.recorded(to_record)
+        else:
+            self.ledger.not_recorded(to_record)
+        event_ids = [event.event_id for event in outcome.events]
+        self.ledger.routed(event_ids)
         refused.update({k: r for k, r in outcome.results.items() if isinstance(r, Refused)})
-        return RoutedBatch(deliveries, outcome, refused, started, [] if marked else list(marks))
+        return RoutedBatch(deliveries, outcome, refused, started, event_ids)
 
     def send(self, routed: RoutedBatch) -> "asyncio.Future[list[None]]":
         """Start every dead letter and event publish now, in order; resolves when all confirmed."""
@@ -99,32 +114,41 @@ class BatchProcessor:
         routed: RoutedBatch,
         confirmed: Awaitable[object],
         previous: Awaitable[object] | None = None,
-    ) -> list[str]:
-        """Ack once the broker has every event; returns the confirmed event ids.
+    ) -> None:
+        """Ack once the broker has every event, then hand their ids to the ledger to record.
 
         One `multiple` ack covers the whole batch. That is only safe once every earlier
         delivery is settled, so batches settle in order: `previous` is the batch before.
+        On failure the events are abandoned (the relay re-sends them) and the error raised.
         """
-        await confirmed
-        if previous is not None:
-            with contextlib.suppress(Exception):  # its failure is handled where it happened
-                await previous
-        await ack_batch(routed.deliveries)
-        self._observe(routed)
-        return [event.event_id for event in routed.outcome.events]
+        try:
+            await confirmed
+            if previous is not None:
+                with contextlib.suppress(Exception):  # its failure is handled where it happened
+                    await previous
+            await ack_batch(routed.deliveries)
+            self._observe(routed)
+        except Exception:
+            self.ledger.abandoned(routed.event_ids)
+            raise
+        self.ledger.confirmed(routed.event_ids)
 
-    async def mark_published(self, event_ids: Sequence[str]) -> None:
+    async def record_confirmed(self) -> None:
         """Record confirms while no batch comes to carry them, through the same runner."""
+        event_ids = self.ledger.take_confirmed()
 
         async def work(store: RoutingStore) -> None:
-            await store.mark_published(event_ids, utcnow())
+            await store.record_published(event_ids, utcnow())
 
         if not event_ids:
             return
         try:
             await self.transactions.run(work)
-        except Exception as exc:  # the relay re-sends them later with the same event_id
-            log.warning("could not mark events published", error=repr(exc)[:300])
+        except Exception as exc:
+            log.warning("could not record events as published", error=repr(exc)[:300])
+            self.ledger.abandoned(event_ids)  # the relay re-sends them with the same event_id
+            return
+        self.ledger.recorded(event_ids)
 
     def _parse(self, deliveries: Sequence[Delivery]) -> tuple[list[Request], dict[int, Refused]]:
         requests: list[Request] = []
@@ -172,17 +196,17 @@ class BatchProcessor:
         return Envelope(message.message_id, message.correlation_id, reply_to)
 
     async def _route(
-        self, requests: Sequence[Request], marks: Sequence[str] = ()
+        self, requests: Sequence[Request], to_record: Sequence[str] = ()
     ) -> tuple[RoutingOutcome, bool]:
         """Route in one transaction; a permanent failure is isolated by routing one at a time.
 
-        Returns the outcome and whether `marks` were recorded in that transaction.
+        Returns the outcome and whether `to_record` were recorded as published in it.
         """
         if not requests:
             return RoutingOutcome(), False
         try:
             outcome = await retry_transient(
-                lambda: self._route_once(requests, marks),
+                lambda: self._route_once(requests, to_record),
                 attempts=self.config.db_retry_attempts,
                 is_transient=is_transient,
                 rng=self.rng,
@@ -201,13 +225,13 @@ class BatchProcessor:
             return await self._route_one_by_one(requests), False
 
     async def _route_once(
-        self, requests: Sequence[Request], marks: Sequence[str]
+        self, requests: Sequence[Request], to_record: Sequence[str]
     ) -> RoutingOutcome:
         creates = [r for r in requests if isinstance(r, CreateRequest)]
         closes = [r for r in requests if isinstance(r, CloseRequest)]
 
         async def work(store: RoutingStore) -> RoutingOutcome:
-            await store.mark_published(marks, utcnow())
+            await store.record_published(to_record, utcnow())
             return await Router(store, self.rng).route_batch(creates, closes)
 
         return await self.transactions.run(work)

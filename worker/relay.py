@@ -20,14 +20,15 @@ RELAY_CHUNK = 500
 log = structlog.get_logger(__name__)
 
 
-async def mark_published(
+async def record_published(
     session_factory: async_sessionmaker[AsyncSession], event_ids: Iterable[str]
 ) -> None:
+    """Set `published_at` of confirmed events, in a transaction of their own."""
     ids = list(event_ids)
     if not ids:
         return
     async with session_factory() as session, session.begin():
-        await OutboxCRUD(session).mark_published(ids, utcnow())
+        await OutboxCRUD(session).record_published(ids, utcnow())
 
 
 class OutboxRelay:
@@ -42,7 +43,7 @@ class OutboxRelay:
     ) -> int:
         """Publish unconfirmed events older than `older_than`, oldest first; returns how many.
 
-        `skip`: events this worker still has in flight (their confirm is on its way).
+        `skip`: events this worker still has in flight (confirmed or not, not yet recorded).
         """
         total, after_id = 0, 0
         while True:
@@ -56,7 +57,7 @@ class OutboxRelay:
                 if r.event_id not in skip
             ]
             await self.publisher.publish_events(events)
-            await mark_published(self.session_factory, (e.event_id for e in events))
+            await record_published(self.session_factory, (e.event_id for e in events))
             total += len(events)
             if len(rows) < RELAY_CHUNK:
                 if total:

@@ -1,27 +1,11 @@
-"""Field types of the API's models; the numeric ones are shared with AMQP (`schemas.fields`).
-
-Text refuses NUL, which PostgreSQL cannot store.
-"""
+"""Field types of the API's models; those shared with AMQP are in `schemas.fields`."""
 
 from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, Field, StringConstraints
 
+from schemas.fields import storable
 
-def storable(value: str) -> str:
-    """PostgreSQL text rejects NUL, and lone surrogates cannot be encoded as UTF-8."""
-    if "\x00" in value:
-        raise ValueError("must not contain NUL characters")
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        raise ValueError(
-            "must be valid Unicode text, without lone surrogates such as \\ud800"
-        ) from None
-    return value
-
-
-StorableText = Annotated[str, AfterValidator(storable)]
 Name = Annotated[
     str,
     StringConstraints(strip_whitespace=True, min_length=1, max_length=200),

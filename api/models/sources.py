@@ -12,8 +12,7 @@ from pydantic import (
     field_validator,
 )
 
-from api.models.common import StorableText, storable
-from schemas.fields import DbId, Weight
+from schemas.fields import DbId, StorableText, Weight, storable
 
 Identifier = Annotated[
     str,

@@ -8,7 +8,6 @@ from pydantic import BaseModel, Field
 
 from api.deps import SessionDep, StateDep, UnitDep
 from api.docs import errors
-from api.models.common import NotFound, StorableText
 from api.models.interactions import (
     Accepted,
     AssignRequest,
@@ -20,11 +19,8 @@ from api.routes.params import API_PREFIX, InteractionId, PageQuery, QueryId
 from api.routes.sources import existing_source
 from db.repositories.interactions import InteractionCRUD, InteractionFilter
 from messaging.topology import CREATE_ROUTING_KEY
-from routing.commands import CloseRequest, Envelope
-from routing.outcomes import Refused
-from routing.router import Router
 from schemas.events import InteractionStatus
-from schemas.messages import CloseInteraction
+from schemas.fields import StorableText
 
 router = APIRouter(prefix=f"{API_PREFIX}/interactions", tags=["interactions"])
 
@@ -36,8 +32,7 @@ class InteractionQuery(BaseModel):
     message_id: Annotated[StorableText, Field(max_length=255)] | None = None
 
     def as_filter(self) -> InteractionFilter:
-        status = self.status.value if self.status is not None else None
-        return InteractionFilter(status, self.operator_id, self.source_id, self.message_id)
+        return InteractionFilter(self.status, self.operator_id, self.source_id, self.message_id)
 
 
 @router.post("", status_code=202, response_model=Accepted, responses=errors(404, 503))
@@ -91,12 +86,5 @@ async def assign_interaction(
 @router.post("/{interaction_id}/close", response_model=InteractionDetail, responses=errors(404))
 async def close_interaction(interaction_id: InteractionId, unit: UnitDep) -> InteractionDetail:
     """Exactly what an `interaction.close` message does; closing twice is harmless."""
-    request = CloseRequest(0, CloseInteraction(interaction_id=interaction_id), Envelope())
-
-    async def apply(router: Router) -> None:
-        outcome = await router.route_batch([], [request])
-        if isinstance(outcome.results.get(0), Refused):
-            raise NotFound(f"interaction {interaction_id} not found")
-
-    await unit.routed(apply)
+    await unit.routed(lambda router: router.close(interaction_id))
     return InteractionDetail.model_validate(await unit.interaction_detail(interaction_id))

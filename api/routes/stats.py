@@ -12,6 +12,7 @@ from api.models.stats import (
 )
 from api.routes.params import API_PREFIX
 from db.repositories.stats import StatsQueries
+from schemas.events import InteractionStatus
 
 router = APIRouter(prefix=f"{API_PREFIX}/stats", tags=["stats"])
 
@@ -47,7 +48,7 @@ async def distribution(session: SessionDep) -> Distribution:
         stats = StatsQueries(session)
         by_operator = await stats.interactions_by_operator()
         by_source = await stats.interactions_by_source()
-        waiting = await stats.count_with_status("waiting")
+        waiting = await stats.count_with_status(InteractionStatus.WAITING)
     return Distribution(
         by_operator=[OperatorCount(operator_id=i, name=n, count=c) for i, n, c in by_operator],
         by_source=[SourceCount(source_id=i, identifier=s, count=c) for i, s, c in by_source],

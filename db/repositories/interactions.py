@@ -1,7 +1,7 @@
 """InteractionCRUD: interactions as rows, written set-based for the worker's batches."""
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any, cast
 
@@ -10,29 +10,32 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
 from db.models import Interaction, Lead
+from db.repositories.operators import OperatorCRUD
 from db.types import utcnow
-from routing.facts import InteractionFacts
+from routing.facts import InteractionFacts, NewInteraction
+from schemas.events import InteractionStatus
+
+ASSIGNED, WAITING, CLOSED = (
+    InteractionStatus.ASSIGNED,
+    InteractionStatus.WAITING,
+    InteractionStatus.CLOSED,
+)
+CLOSE_ATTEMPTS = 3  # reads of a changing interaction before `set_inactive` gives up
 
 
 @dataclass(frozen=True)
 class InteractionFilter:
-    status: str | None = None
+    status: InteractionStatus | None = None
     operator_id: int | None = None
     source_id: int | None = None
     message_id: str | None = None
     lead_uuid: str | None = None
 
 
-_FACT_COLUMNS = (
-    Interaction.id,
-    Interaction.lead_uuid,
-    Lead.email,
-    Interaction.source_id,
-    Interaction.operator_id,
-    Interaction.status,
-    Interaction.message_id,
-    Interaction.correlation_id,
-    Interaction.reply_to,
+# In the order of `InteractionFacts`'s fields, which is built from these rows positionally.
+_FACT_COLUMNS = tuple(
+    Lead.email if f.name == "email" else getattr(Interaction, f.name)
+    for f in fields(InteractionFacts)
 )
 
 
@@ -43,24 +46,30 @@ class InteractionCRUD:
     async def create(
         self, lead_uuid: str, source_id: int, operator_id: int | None = None, **extra: Any
     ) -> Interaction:
-        """The spec's single-row create; the worker uses `insert_many`."""
-        status = "assigned" if operator_id is not None else "waiting"
+        """The spec's single-row create; the worker uses `insert_many`.
+
+        An operator given takes a slot: its `current_load` grows in this transaction, updated
+        before the insert, in the router's lock order (operators, then interactions). Neither
+        its limit nor its `active` flag is checked: the Router's `assign` is the checked way.
+        """
+        if operator_id is not None:
+            await OperatorCRUD(self.session).add_to_loads({operator_id: 1})
         now = utcnow()
         interaction = Interaction(
             lead_uuid=lead_uuid,
             source_id=source_id,
             operator_id=operator_id,
-            status=status,
+            status=WAITING if operator_id is None else ASSIGNED,
             is_active=True,
             created_at=now,
-            assigned_at=now if operator_id else None,
+            assigned_at=None if operator_id is None else now,
             **extra,
         )
         self.session.add(interaction)
         await self.session.flush()
         return interaction
 
-    async def insert_many(self, rows: Sequence[dict[str, Any]]) -> list[int]:
+    async def insert_many(self, rows: Sequence[NewInteraction]) -> list[int]:
         """Insert the batch with ids reserved up front; returns them in row order.
 
         Not `INSERT ... RETURNING` in parameter order: SQLite cannot promise the order of
@@ -70,9 +79,8 @@ class InteractionCRUD:
             return []
         ids = await self._reserve_ids(len(rows))
         table = cast(Table, Interaction.__table__)  # Core, not ORM bulk: no objects needed
-        await self.session.execute(
-            insert(table), [{**r, "id": i} for r, i in zip(rows, ids, strict=True)]
-        )
+        params = [{**row._asdict(), "id": i} for row, i in zip(rows, ids, strict=True)]
+        await self.session.execute(insert(table), params)
         return ids
 
     async def _reserve_ids(self, count: int) -> list[int]:
@@ -103,12 +111,55 @@ class InteractionCRUD:
         return (await self.session.scalars(stmt)).one_or_none()
 
     async def set_inactive(self, interaction_id: int) -> None:
-        """The spec's single-row close, without touching loads: prefer the router's close."""
-        await self.set_closed([interaction_id], utcnow())
+        """The spec's single-row close; an assigned interaction's slot is freed in this
+        transaction. Bare: no event, no drain (the API and the worker close through the Router).
+
+        As the router does, it locks the operator before changing what it holds; the UPDATE
+        only applies to the status and operator it read, so a drain or reassignment committed
+        in between makes it read again rather than free the wrong slot (or none).
+        """
+        for _ in range(CLOSE_ATTEMPTS):
+            seen = await self._status_and_operator(interaction_id)
+            if seen is None:
+                return
+            status, operator_id = seen
+            slot = operator_id if status == ASSIGNED else None
+            if slot is not None:
+                await OperatorCRUD(self.session).lock_states([slot])
+            if await self._close_as_seen(interaction_id, status, operator_id):
+                if slot is not None:
+                    await OperatorCRUD(self.session).add_to_loads({slot: -1})
+                return
+        raise RuntimeError(f"interaction {interaction_id} keeps changing; try again")
+
+    async def _status_and_operator(
+        self, interaction_id: int
+    ) -> tuple[InteractionStatus, int | None] | None:
+        stmt = select(Interaction.status, Interaction.operator_id).where(
+            Interaction.id == interaction_id
+        )
+        row = (await self.session.execute(stmt)).one_or_none()
+        return None if row is None else (row[0], row[1])
+
+    async def _close_as_seen(
+        self, interaction_id: int, status: InteractionStatus, operator_id: int | None
+    ) -> bool:
+        stmt = (
+            update(Interaction)
+            .where(
+                Interaction.id == interaction_id,
+                Interaction.status == status,
+                Interaction.operator_id.is_not_distinct_from(operator_id),
+            )
+            .values(status=CLOSED, is_active=False, closed_at=utcnow())
+            .execution_options(synchronize_session="fetch")
+        )
+        result = await self.session.execute(stmt)
+        return bool(result.rowcount)  # type: ignore[attr-defined]
 
     async def set_closed(self, interaction_ids: Iterable[int], now: datetime) -> None:
         params = [
-            {"id": i, "status": "closed", "is_active": False, "closed_at": now}
+            {"id": i, "status": CLOSED, "is_active": False, "closed_at": now}
             for i in interaction_ids
         ]
         if params:
@@ -117,7 +168,7 @@ class InteractionCRUD:
     async def set_assigned(self, assignments: dict[int, int], now: datetime) -> None:
         """interaction_id -> operator_id, as one bulk UPDATE by primary key."""
         params = [
-            {"id": i, "operator_id": op, "status": "assigned", "assigned_at": now}
+            {"id": i, "operator_id": op, "status": ASSIGNED, "assigned_at": now}
             for i, op in assignments.items()
         ]
         if params:
@@ -146,7 +197,7 @@ class InteractionCRUD:
         stmt = (
             self._facts_query()
             .where(
-                Interaction.status == "waiting",
+                Interaction.status == WAITING,
                 Interaction.source_id.in_(set(source_ids)),
                 Interaction.id > after_id,
             )
@@ -158,9 +209,7 @@ class InteractionCRUD:
 
     @staticmethod
     def _facts_query() -> Select[Any]:
-        return select(  # type: ignore[return-value]
-            *_FACT_COLUMNS
-        ).join(Lead, Lead.uuid == Interaction.lead_uuid)
+        return select(*_FACT_COLUMNS).join(Lead, Lead.uuid == Interaction.lead_uuid)
 
     async def list(
         self, where: InteractionFilter, limit: int = 100, offset: int = 0

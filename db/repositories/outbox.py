@@ -2,24 +2,26 @@
 
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
-from typing import Any, cast
+from typing import cast
 
 from sqlalchemy import Table, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.models import OutboxEvent
 from db.types import utcnow
+from routing.facts import OutboxRow
 
 
 class OutboxCRUD:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def add_many(self, rows: Sequence[dict[str, Any]]) -> None:
+    async def add_many(self, rows: Sequence[OutboxRow]) -> None:
         if rows:
-            await self.session.execute(insert(cast(Table, OutboxEvent.__table__)), list(rows))
+            params = [row._asdict() for row in rows]  # its fields are the table's columns
+            await self.session.execute(insert(cast(Table, OutboxEvent.__table__)), params)
 
-    async def mark_published(self, event_ids: Iterable[str], now: datetime) -> None:
+    async def record_published(self, event_ids: Iterable[str], now: datetime) -> None:
         wanted = list(set(event_ids))
         for start in range(0, len(wanted), 500):
             chunk = wanted[start : start + 500]

@@ -4,6 +4,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.models import Interaction, Operator, Source
+from schemas.events import InteractionStatus
 
 OperatorLoadRow = tuple[int, str, bool, int, int]
 CountRow = tuple[int, str, int]
@@ -40,6 +41,6 @@ class StatsQueries:
         )
         return [(i, s, c) for i, s, c in await self.session.execute(stmt)]
 
-    async def count_with_status(self, status: str) -> int:
+    async def count_with_status(self, status: InteractionStatus) -> int:
         stmt = select(func.count()).select_from(Interaction).where(Interaction.status == status)
         return int((await self.session.execute(stmt)).scalar_one())

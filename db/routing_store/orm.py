@@ -2,7 +2,6 @@
 
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -12,7 +11,7 @@ from db.repositories.leads import LeadCRUD
 from db.repositories.operators import OperatorCRUD
 from db.repositories.outbox import OutboxCRUD
 from db.repositories.weights import SourceOperatorSettingCRUD
-from routing.facts import InteractionFacts, OperatorState, StoredEvent
+from routing.facts import InteractionFacts, NewInteraction, OperatorState, OutboxRow, StoredEvent
 
 
 class OrmRoutingStore:
@@ -53,7 +52,7 @@ class OrmRoutingStore:
     async def upsert_leads(self, emails: Iterable[str]) -> dict[str, str]:
         return await LeadCRUD(self.session).upsert_many(emails)
 
-    async def insert_interactions(self, rows: Sequence[dict[str, Any]]) -> list[int]:
+    async def insert_interactions(self, rows: Sequence[NewInteraction]) -> list[int]:
         return await self.interactions.insert_many(rows)
 
     async def set_closed(self, interaction_ids: Iterable[int], now: datetime) -> None:
@@ -68,11 +67,11 @@ class OrmRoutingStore:
     async def closed_events(self, interaction_ids: Iterable[int]) -> dict[int, StoredEvent]:
         return _stored(await self.outbox.closed_events(interaction_ids))
 
-    async def add_events(self, rows: Sequence[dict[str, Any]]) -> None:
+    async def add_events(self, rows: Sequence[OutboxRow]) -> None:
         await self.outbox.add_many(rows)
 
-    async def mark_published(self, event_ids: Iterable[str], now: datetime) -> None:
-        await self.outbox.mark_published(event_ids, now)
+    async def record_published(self, event_ids: Iterable[str], now: datetime) -> None:
+        await self.outbox.record_published(event_ids, now)
 
 
 def _stored(events: dict[int, OutboxEvent]) -> dict[int, StoredEvent]:

@@ -10,11 +10,14 @@ import functools
 import json
 import sqlite3
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import fields
 from datetime import UTC, datetime
 from typing import Any
 
+from db.types import sqlite_time
 from db.uuids import new_uuids
-from routing.facts import InteractionFacts, OperatorState, StoredEvent
+from routing.facts import InteractionFacts, NewInteraction, OperatorState, OutboxRow, StoredEvent
+from schemas.events import EventType, InteractionStatus
 
 # Lists are bound as one JSON array (`IN (SELECT value FROM json_each(?))`), so a statement's
 # text does not change with the batch and sqlite3's statement cache keeps it compiled.
@@ -22,28 +25,37 @@ JSON_LIST = "SELECT value FROM json_each(?)"
 # Multi-row INSERTs, not `executemany`: the sqlite3 module releases and re-takes the GIL around
 # every row it steps, and each re-take can wait a whole switch interval behind the busy event
 # loop thread. Rows go in chunks of powers of two (37 = 32 + 4 + 1), so at most nine statement
-# texts per table exist, all of them cached (compiling a 256-row INSERT costs 6x running it).
+# texts per table exist, all of them cached (compiling a 256-row INSERT costs more than running it: bench/README.md).
 INSERT_CHUNK = 256
+
+
+def _names(row_type: type[Any]) -> tuple[str, ...]:
+    """A dataclass's fields, in order: the columns it is read from."""
+    return tuple(f.name for f in fields(row_type))
+
+
+# Column lists come from the row types, so a statement and the row it fills cannot disagree
+# on order; `tests/unit/test_sqlite_rows.py` checks them against the models.
+_FACT_NAMES = _names(InteractionFacts)
+_FACT_COLUMNS = ", ".join(_FACT_NAMES)
 _FACTS = (
-    "SELECT i.id, i.lead_uuid, l.email, i.source_id, i.operator_id, i.status, i.message_id, "
-    "i.correlation_id, i.reply_to FROM interactions i JOIN leads l ON l.uuid = i.lead_uuid"
+    "SELECT "
+    + ", ".join(("l." if name == "email" else "i.") + name for name in _FACT_NAMES)
+    + " FROM interactions i JOIN leads l ON l.uuid = i.lead_uuid"
 )
-_FACT_NAMES = (
-    "id, lead_uuid, email, source_id, operator_id, status, message_id, correlation_id, reply_to"
+_STATUS_AT = _FACT_NAMES.index("status")
+# A dict lookup turns stored text into the enum at a fraction of the enum call's cost.
+_STATUS = {status.value: status for status in InteractionStatus}
+_OPERATOR_COLUMNS = ", ".join(_names(OperatorState))
+_ACTIVE_AT = _names(OperatorState).index("active")
+_EVENT_COLUMNS = ", ".join(_names(StoredEvent))
+INTERACTION_COLUMNS = ("id", *NewInteraction._fields)
+OUTBOX_COLUMNS = OutboxRow._fields
+_WAITING, _ASSIGNED, _CLOSED = (
+    InteractionStatus.WAITING.value,
+    InteractionStatus.ASSIGNED.value,
+    InteractionStatus.CLOSED.value,
 )
-_INTERACTION_COLUMNS = (
-    "id, lead_uuid, source_id, operator_id, status, is_active, payload, message_id, "
-    "correlation_id, reply_to, created_at, assigned_at"
-)
-_EVENT_COLUMNS = "event_id, interaction_id, routing_key, body, correlation_id, reply_to, created_at"
-
-
-@functools.lru_cache(maxsize=8)  # a batch writes one `now` into every row it touches
-def sqlite_time(moment: datetime | None) -> str | None:
-    """SQLAlchemy's SQLite `DATETIME` text for a UTC moment (stored naive, microseconds kept)."""
-    if moment is None:
-        return None
-    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
 
 
 def _marks(count: int) -> str:
@@ -71,17 +83,18 @@ class SqliteRoutingStore:
     def __init__(self, connection: sqlite3.Connection) -> None:
         self.db = connection
 
-    def _insert(self, into: str, rows: Sequence[tuple[Any, ...]]) -> None:
-        """`INSERT INTO {into} VALUES (...), (...), ...`, a few statements per batch, each within
-        this SQLite's limit on bound variables (32,766 since 3.32, 999 before)."""
-        if not rows:
+    def _insert(self, table: str, columns: Sequence[str], values: list[Any]) -> None:
+        """`INSERT INTO table (columns) VALUES (...), (...), ...` of `values`, the rows' values
+        one after the other: a few statements per batch, each within this SQLite's limit on
+        bound variables (32,766 since 3.32, 999 before). Flat, so a chunk is one slice."""
+        width = len(columns)
+        count = len(values) // width
+        if not count:
             return
-        width = len(rows[0])
         largest = min(INSERT_CHUNK, self.db.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // width)
-        for start, size in _power_of_two_chunks(len(rows), largest):
-            chunk = rows[start : start + size]
-            values = ",".join([f"({_marks(width)})"] * size)
-            self.db.execute(f"INSERT INTO {into} VALUES {values}", [v for r in chunk for v in r])
+        for start, size in _power_of_two_chunks(count, largest):
+            chunk = values if size == count else values[start * width : (start + size) * width]
+            self.db.execute(_insert_sql(table, tuple(columns), size), chunk)
 
     def _rows_in(self, sql: str, values: Iterable[Any], columns: str) -> list[Any]:
         """`sql` with `{}` standing for the list of an `IN (...)`."""
@@ -115,9 +128,9 @@ class SqliteRoutingStore:
 
     async def lock_states(self, operator_ids: Iterable[int]) -> dict[int, OperatorState]:
         """No row locks on SQLite: the runner's BEGIN IMMEDIATE already holds the write lock."""
-        sql = "SELECT id, active, load_limit, current_load FROM operators WHERE id IN ({})"
-        rows = self._rows_in(sql, operator_ids, "id, active, load_limit, current_load")
-        return {i: OperatorState(i, bool(active), limit, load) for i, active, limit, load in rows}
+        sql = f"SELECT {_OPERATOR_COLUMNS} FROM operators WHERE id IN ({{}})"
+        rows = self._rows_in(sql, operator_ids, _OPERATOR_COLUMNS)
+        return {row[0]: _operator_state(row) for row in rows}
 
     async def add_to_loads(self, deltas: Mapping[int, int]) -> None:
         self.db.executemany(
@@ -130,18 +143,20 @@ class SqliteRoutingStore:
         return {str(m): i for m, i in self._rows_in(sql, message_ids, "message_id, id")}
 
     async def facts(self, interaction_ids: Iterable[int]) -> dict[int, InteractionFacts]:
-        rows = self._rows_in(_FACTS + " WHERE i.id IN ({})", interaction_ids, _FACT_NAMES)
-        return {row[0]: InteractionFacts(*row) for row in rows}
+        rows = self._rows_in(_FACTS + " WHERE i.id IN ({})", interaction_ids, _FACT_COLUMNS)
+        return {row[0]: _facts(row) for row in rows}
 
     async def oldest_waiting(
         self, source_ids: Iterable[int], after_id: int, limit: int
     ) -> list[InteractionFacts]:
+        # The status is a literal, not a parameter: SQLite uses a partial index only for a
+        # WHERE that implies the index's own (`status = 'waiting'`).
         sql = (
-            f"{_FACTS} WHERE i.status = 'waiting' AND i.source_id IN ({JSON_LIST}) "
+            f"{_FACTS} WHERE i.status = '{_WAITING}' AND i.source_id IN ({JSON_LIST}) "
             "AND i.id > ? ORDER BY i.id LIMIT ?"
         )
-        rows = self._select(sql, (_json_list(source_ids), after_id, limit), _FACT_NAMES)
-        return [InteractionFacts(*row) for row in rows]
+        params = (_json_list(source_ids), after_id, limit)
+        return [_facts(row) for row in self._select(sql, params, _FACT_COLUMNS)]
 
     async def upsert_leads(self, emails: Iterable[str]) -> dict[str, str]:
         """Known leads read, the rest inserted: the write lock rules out a racing insert."""
@@ -152,29 +167,29 @@ class SqliteRoutingStore:
         fresh = dict(zip(missing, new_uuids(len(missing)), strict=True))
         if fresh:
             now = sqlite_time(datetime.now(UTC))
-            rows = [(lead_uuid, email, now) for email, lead_uuid in fresh.items()]
-            self._insert("leads (uuid, email, created_at)", rows)
+            values = [v for email, lead_uuid in fresh.items() for v in (lead_uuid, email, now)]
+            self._insert("leads", ("uuid", "email", "created_at"), values)
         return found | fresh
 
-    async def insert_interactions(self, rows: Sequence[dict[str, Any]]) -> list[int]:
+    async def insert_interactions(self, rows: Sequence[NewInteraction]) -> list[int]:
         """Ids after the current maximum: nobody else can insert while the runner holds the lock."""
         top = self.db.execute("SELECT coalesce(max(id), 0) FROM interactions").fetchone()[0]
         ids = list(range(top + 1, top + 1 + len(rows)))
-        values = [_interaction_values(i, row) for i, row in zip(ids, rows, strict=True)]
-        self._insert(f"interactions ({_INTERACTION_COLUMNS})", values)
+        self._insert("interactions", INTERACTION_COLUMNS, interaction_values(ids, rows))
         return ids
 
     async def set_closed(self, interaction_ids: Iterable[int], now: datetime) -> None:
         at = sqlite_time(now)
         self.db.executemany(
-            "UPDATE interactions SET status = 'closed', is_active = 0, closed_at = ? WHERE id = ?",
+            f"UPDATE interactions SET status = '{_CLOSED}', is_active = 0, closed_at = ? "
+            "WHERE id = ?",
             [(at, i) for i in interaction_ids],
         )
 
     async def set_assigned(self, assignments: Mapping[int, int], now: datetime) -> None:
         at = sqlite_time(now)
         self.db.executemany(
-            "UPDATE interactions SET operator_id = ?, status = 'assigned', assigned_at = ? "
+            f"UPDATE interactions SET operator_id = ?, status = '{_ASSIGNED}', assigned_at = ? "
             "WHERE id = ?",
             [(op, at, i) for i, op in assignments.items()],
         )
@@ -183,25 +198,25 @@ class SqliteRoutingStore:
         return self._events_where(interaction_ids, "")
 
     async def closed_events(self, interaction_ids: Iterable[int]) -> dict[int, StoredEvent]:
-        return self._events_where(interaction_ids, " AND routing_key = 'interaction.closed'")
+        return self._events_where(interaction_ids, f" AND routing_key = '{EventType.CLOSED.value}'")
 
     def _events_where(
         self, interaction_ids: Iterable[int], condition: str
     ) -> dict[int, StoredEvent]:
         """Per interaction, its first event (that matches `condition`)."""
         sql = (
-            "SELECT interaction_id, event_id, routing_key, body FROM outbox_events WHERE id IN "
+            f"SELECT {_EVENT_COLUMNS} FROM outbox_events WHERE id IN "
             "(SELECT min(id) FROM outbox_events WHERE interaction_id IN ({})"
             + condition  # a constant without braces, so `.format` leaves it alone
             + " GROUP BY interaction_id)"
         )
-        rows = self._rows_in(sql, interaction_ids, "interaction_id, event_id, routing_key, body")
+        rows = self._rows_in(sql, interaction_ids, _EVENT_COLUMNS)
         return {row[0]: StoredEvent(*row) for row in rows}
 
-    async def add_events(self, rows: Sequence[dict[str, Any]]) -> None:
-        self._insert(f"outbox_events ({_EVENT_COLUMNS})", [_event_values(row) for row in rows])
+    async def add_events(self, rows: Sequence[OutboxRow]) -> None:
+        self._insert("outbox_events", OUTBOX_COLUMNS, outbox_values(rows))
 
-    async def mark_published(self, event_ids: Iterable[str], now: datetime) -> None:
+    async def record_published(self, event_ids: Iterable[str], now: datetime) -> None:
         listed = _json_list(event_ids)
         if listed != "[]":
             self.db.execute(
@@ -211,31 +226,67 @@ class SqliteRoutingStore:
             )
 
 
-def _interaction_values(interaction_id: int, row: Mapping[str, Any]) -> tuple[Any, ...]:
-    payload = row["payload"]
-    return (
-        interaction_id,
-        row["lead_uuid"],
-        row["source_id"],
-        row["operator_id"],
-        row["status"],
-        1 if row["is_active"] else 0,
-        None if payload is None else json.dumps(payload),
-        row["message_id"],
-        row["correlation_id"],
-        row["reply_to"],
-        sqlite_time(row["created_at"]),
-        sqlite_time(row["assigned_at"]),
-    )
+@functools.lru_cache(maxsize=64)
+def _insert_sql(table: str, columns: tuple[str, ...], rows: int) -> str:
+    """The text of a `rows`-row INSERT, built once (sqlite3 caches its compiled form)."""
+    marks = ",".join([f"({_marks(len(columns))})"] * rows)
+    return f"INSERT INTO {table} ({', '.join(columns)}) VALUES {marks}"
 
 
-def _event_values(row: Mapping[str, Any]) -> tuple[Any, ...]:
-    return (
-        row["event_id"],
-        row["interaction_id"],
-        row["routing_key"],
-        row["body"],
-        row["correlation_id"],
-        row["reply_to"],
-        sqlite_time(row["created_at"]),
-    )
+# Rows read come as fresh lists from `json.loads`: the few values JSON cannot carry as Python
+# does are fixed in place, by the position their field has.
+def _facts(row: list[Any]) -> InteractionFacts:
+    row[_STATUS_AT] = _STATUS[row[_STATUS_AT]]
+    return InteractionFacts(*row)
+
+
+def _operator_state(row: list[Any]) -> OperatorState:
+    row[_ACTIVE_AT] = bool(row[_ACTIVE_AT])  # stored as 0/1
+    return OperatorState(*row)
+
+
+# The hot path: one flat list per batch, each row's values written out in its row type's field
+# order (the INSERT's column order), plain `str` and `int` where the row holds an enum or a
+# bool (sqlite3 binds those several times slower), JSON and UTC moments as the ORM writes them.
+def interaction_values(ids: Sequence[int], rows: Sequence[NewInteraction]) -> list[Any]:
+    """The values of `INTERACTION_COLUMNS` for these rows, one row after the other."""
+    values: list[Any] = []
+    extend, dumps, time, text = values.extend, json.dumps, sqlite_time, str
+    for interaction_id, row in zip(ids, rows, strict=True):
+        payload = row.payload
+        extend(
+            (
+                interaction_id,
+                row.lead_uuid,
+                row.source_id,
+                row.operator_id,
+                text(row.status),
+                1 if row.is_active else 0,
+                None if payload is None else dumps(payload),
+                row.message_id,
+                row.correlation_id,
+                row.reply_to,
+                time(row.created_at),
+                time(row.assigned_at),
+            )
+        )
+    return values
+
+
+def outbox_values(rows: Sequence[OutboxRow]) -> list[Any]:
+    """The values of `OUTBOX_COLUMNS` for these rows, one row after the other."""
+    values: list[Any] = []
+    extend, time = values.extend, sqlite_time
+    for row in rows:
+        extend(
+            (
+                row.event_id,
+                row.interaction_id,
+                row.routing_key,
+                row.body,
+                row.correlation_id,
+                row.reply_to,
+                time(row.created_at),
+            )
+        )
+    return values

@@ -27,9 +27,11 @@ from db.sqlite_transactions import SqliteTransactionRunner, run_to_completion
 from db.transactions import SessionTransactionRunner, TransactionRunner, open_transaction_runner
 from db.wal_checkpointer import LANE_AUTOCHECKPOINT_PAGES, WalCheckpointer
 from routing.commands import CloseRequest, CreateRequest, Envelope
+from routing.facts import NewInteraction
 from routing.outcomes import Routed, RoutingOutcome
 from routing.router import Router
 from routing.store import RoutingStore
+from schemas.events import InteractionStatus
 from schemas.messages import CloseInteraction, CreateInteraction
 from tests.support import databases, seed
 
@@ -93,7 +95,7 @@ async def route_story(runner: TransactionRunner, first_source: int) -> list[Rout
     events = [e.event_id for e in two.events[:3]]
 
     async def mark(store: RoutingStore) -> None:
-        await store.mark_published(events, datetime.now(UTC))
+        await store.record_published(events, datetime.now(UTC))
 
     await runner.run(mark)
     return [one, two]
@@ -224,11 +226,11 @@ def test_inserts_stay_within_a_small_limit_on_bound_variables(sqlite_url: str) -
     connection.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 40)  # 3 rows of 12 columns
     now = datetime.now(UTC)
     rows = [
-        {"lead_uuid": "u", "source_id": 1, "operator_id": None, "status": "waiting",
-         "is_active": True, "payload": {"n": n}, "message_id": f"m-{n}", "correlation_id": None,
-         "reply_to": None, "created_at": now, "assigned_at": None}
+        NewInteraction(
+            "u", 1, None, InteractionStatus.WAITING, True, {"n": n}, f"m-{n}", None, None, now, None
+        )
         for n in range(37)
-    ]  # fmt: skip
+    ]
     try:
         ids = run_to_completion(SqliteRoutingStore(connection).insert_interactions(rows))
         stored = connection.execute("SELECT id, payload FROM interactions ORDER BY id").fetchall()

@@ -9,6 +9,7 @@ from db.models import Interaction, Lead, Operator
 from db.repositories.operators import OperatorCRUD
 from db.repositories.sources import SourceCRUD
 from db.repositories.weights import SourceOperatorSettingCRUD
+from schemas.events import InteractionStatus
 
 Factory = async_sessionmaker[AsyncSession]
 
@@ -43,7 +44,7 @@ async def assigned_counts(sessions: Factory) -> dict[int, int]:
     async with sessions() as session:
         stmt = (
             select(Interaction.operator_id, func.count())
-            .where(Interaction.status == "assigned")
+            .where(Interaction.status == InteractionStatus.ASSIGNED)
             .group_by(Interaction.operator_id)
         )
         return {op: n for op, n in (await session.execute(stmt)) if op is not None}

@@ -1,0 +1,146 @@
+"""AMQP_URL as a list of cluster nodes: connect to the first that answers, move on when it goes.
+
+aio-pika 10 and aiormq 7 take one URL, and a robust connection reconnects to that same URL for
+ever, so a worker whose node died would wait for that node. The node list is therefore ours:
+the first connection tries each node in order, and a robust connection gets a close callback
+(aio-pika's public `close_callbacks`) that points its `url` at the next node whenever the
+connection is lost or a reconnect attempt fails. aio-pika then does what it does on any
+reconnect, now on the next node: it reopens the channels, re-declares their exchanges, queues
+and bindings, restores the QoS and the consumers.
+
+It leans on two things aio-pika does not promise in its documentation: each connection attempt
+reads `connection.url`, and a failed attempt runs the close callbacks too.
+tests/integration/test_broker_nodes.py (two proxies in front of the real broker) and
+tests/cluster/ fail if an upgrade changes either.
+"""
+
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TypeVar
+from urllib.parse import unquote
+
+import aio_pika
+import structlog
+from aio_pika.abc import AbstractConnection
+from aio_pika.exceptions import CONNECTION_EXCEPTIONS
+from aio_pika.robust_connection import RobustConnection
+from yarl import URL
+
+log = structlog.get_logger(__name__)
+
+SEPARATOR = ","
+SCHEMES = ("amqp://", "amqps://")
+# Per node and attempt: a node that is down refuses at once, one cut off by the network
+# would otherwise hold the connect for ever.
+CONNECT_TIMEOUT_S = 10.0
+# Between reconnect attempts (aio-pika's default is 5 s); each attempt tries the next node.
+RECONNECT_INTERVAL_S = 1.0
+
+_Connection = TypeVar("_Connection", bound=AbstractConnection)
+
+
+class NoNodeAnswered(ConnectionError):
+    """No node in AMQP_URL accepted a connection; says which failed how (hosts, no passwords)."""
+
+
+def parse_nodes(amqp_url: str) -> tuple[str, ...]:
+    """The node URLs of AMQP_URL in order. ValueError with a one-line reason that never quotes
+    the value (it holds passwords): each must be amqp(s)://, have a host, and all one vhost."""
+    parts = tuple(part.strip() for part in amqp_url.split(SEPARATOR))
+    if not all(parts):
+        raise ValueError("an empty entry in the comma-separated list of nodes")
+    # A raw comma in a password splits the list in the wrong place: say so with any error.
+    hint = " (write a comma inside a password as %2C)" if len(parts) > 1 else ""
+    vhosts = set()
+    for number, part in enumerate(parts, 1):
+        where = f"node {number}: " if len(parts) > 1 else ""
+        if not part.startswith(SCHEMES):
+            raise ValueError(f"{where}must start with amqp:// or amqps://{hint}")
+        try:
+            url = URL(part)
+            host = url.host
+            url.port  # noqa: B018 (parsed lazily: a bad port raises here)
+        except ValueError:
+            raise ValueError(f"{where}not a valid URL{hint}") from None
+        if not host:
+            raise ValueError(f"{where}has no host{hint}")
+        vhosts.add(vhost_of(url))
+    if len(vhosts) > 1:
+        # The vhost is the deployment: a worker that fails over must find the same queues.
+        raise ValueError("every node must name the same vhost")
+    return parts
+
+
+def vhost_of(url: URL) -> str:
+    """The vhost as RabbitMQ sees it: the path without its leading slash, `/` when empty."""
+    return unquote(url.raw_path[1:]) or "/"
+
+
+def where(url: str | URL) -> str:
+    """host:port of a node, for logs and errors: never the credentials."""
+    parsed = URL(url)
+    port = parsed.port or (5671 if parsed.scheme == "amqps" else 5672)
+    return f"{parsed.host}:{port}"
+
+
+async def connect(amqp_url: str, *, per_node_s: float = CONNECT_TIMEOUT_S) -> AbstractConnection:
+    """A plain connection (the CLI's) to the first node of AMQP_URL that answers."""
+    connection, _ = await _first_answer(parse_nodes(amqp_url), _open, per_node_s)
+    return connection
+
+
+async def connect_robust(
+    amqp_url: str, *, per_node_s: float = CONNECT_TIMEOUT_S
+) -> RobustConnection:
+    """A robust connection to the first node that answers; on losing it, the next that answers."""
+    nodes = parse_nodes(amqp_url)
+    connection, index = await _first_answer(nodes, _open_robust, per_node_s)
+    follow_nodes(connection, nodes, index)
+    return connection
+
+
+async def _open(url: str, attempt_s: float) -> AbstractConnection:
+    connection: AbstractConnection = await aio_pika.connect(url, timeout=attempt_s)
+    return connection
+
+
+async def _open_robust(url: str, attempt_s: float) -> RobustConnection:
+    # A `reconnect_interval` in the URL's query string wins over ours.
+    interval = URL(url).query.get("reconnect_interval", RECONNECT_INTERVAL_S)
+    return await aio_pika.connect_robust(url, timeout=attempt_s, reconnect_interval=interval)
+
+
+def follow_nodes(connection: RobustConnection, nodes: Sequence[str], current: int) -> None:
+    """After each loss or failed reconnect, the next attempt goes to the next node, in a ring."""
+    position = current
+
+    def next_node(_sender: object, *_reason: object) -> None:
+        nonlocal position
+        if connection.close_called:
+            return  # closed on purpose: nothing to reconnect
+        lost = nodes[position]
+        position = (position + 1) % len(nodes)
+        connection.url = URL(nodes[position])
+        log.warning("broker connection lost", node=where(lost), next_node=where(nodes[position]))
+
+    def reconnected(_sender: object, *_args: object) -> None:
+        log.info("broker reconnected", node=where(connection.url))
+
+    connection.close_callbacks.add(next_node)
+    connection.reconnect_callbacks.add(reconnected)
+
+
+async def _first_answer(
+    nodes: Sequence[str],
+    open_one: Callable[[str, float], Awaitable[_Connection]],
+    per_node_s: float,
+) -> tuple[_Connection, int]:
+    failures: list[str] = []
+    for index, url in enumerate(nodes):
+        try:
+            return await open_one(url, per_node_s), index
+        except CONNECTION_EXCEPTIONS as exc:
+            if len(nodes) == 1:
+                raise  # one node: its own error, as before node lists existed
+            failures.append(f"{where(url)}: {type(exc).__name__}: {exc}"[:200])
+            log.warning("broker node did not answer", node=where(url), error=failures[-1])
+    raise NoNodeAnswered("no node in AMQP_URL answered (" + "; ".join(failures) + ")")

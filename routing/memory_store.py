@@ -1,0 +1,206 @@
+"""`RoutingStore` in plain dicts: the reference implementation of what a store must do.
+
+Single-threaded and without locks (there is nobody to lock against). `run` gives it the shape
+of a transaction runner (`db.transactions.TransactionRunner`): a unit of work that raises
+leaves nothing behind, as a rolled-back transaction would. The router's fast tests run on it;
+the same cases run on SQLite and PostgreSQL (`tests/support/router_cases.py`), which is what
+keeps this store honest.
+"""
+
+import copy
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TypeVar
+
+from db.uuids import new_uuids
+from routing.facts import InteractionFacts, NewInteraction, OperatorState, OutboxRow, StoredEvent
+from routing.store import RoutingStore
+from schemas.events import EventType, InteractionStatus
+
+T = TypeVar("T")
+
+
+@dataclass
+class StoredInteraction:
+    """An `interactions` row as this store keeps it."""
+
+    id: int
+    row: NewInteraction
+    operator_id: int | None
+    status: InteractionStatus
+    is_active: bool
+    assigned_at: datetime | None
+    closed_at: datetime | None = None
+
+
+@dataclass
+class StoredOutboxRow:
+    """An `outbox_events` row as this store keeps it (its position is its id)."""
+
+    row: OutboxRow
+    published_at: datetime | None = None
+
+
+class InMemoryRoutingStore:
+    """Sources, operators, weights, leads, interactions and the outbox, each a dict or list."""
+
+    def __init__(self) -> None:
+        self.sources: set[int] = set()
+        self.operators: dict[int, OperatorState] = {}
+        self.weights: dict[tuple[int, int], int] = {}  # (source_id, operator_id) -> weight
+        self.leads: dict[str, str] = {}  # email -> uuid
+        self.emails: dict[str, str] = {}  # uuid -> email
+        self.interactions: dict[int, StoredInteraction] = {}
+        self.by_message_id: dict[str, int] = {}
+        self.outbox: list[StoredOutboxRow] = []
+
+    # -- set-up, as the API would leave it -------------------------------------------------------
+
+    def add_source(self) -> int:
+        source_id = len(self.sources) + 1
+        self.sources.add(source_id)
+        return source_id
+
+    def add_operator(self, load_limit: int, active: bool = True) -> int:
+        operator_id = len(self.operators) + 1
+        self.operators[operator_id] = OperatorState(operator_id, active, load_limit, 0)
+        return operator_id
+
+    def set_weights(self, source_id: int, weights: Mapping[int, int]) -> None:
+        """Replace the source's whole set of weights, as the API's PUT does."""
+        self.weights = {k: w for k, w in self.weights.items() if k[0] != source_id}
+        self.weights.update({(source_id, op): w for op, w in weights.items()})
+
+    async def run(self, work: Callable[[RoutingStore], Awaitable[T]]) -> T:
+        """`work` as one transaction: if it raises, the store is as it was before."""
+        saved = copy.deepcopy(vars(self))
+        try:
+            return await work(self)
+        except BaseException:
+            vars(self).update(saved)
+            raise
+
+    # -- operators and weights -----------------------------------------------------------------
+
+    async def sources_served_by(self, operator_ids: Iterable[int]) -> set[int]:
+        wanted = set(operator_ids)
+        return {source for source, operator in self.weights if operator in wanted}
+
+    async def weights_of_sources(
+        self, source_ids: Iterable[int]
+    ) -> tuple[set[int], list[tuple[int, int, int]]]:
+        wanted = set(source_ids)
+        weights = [(s, o, w) for (s, o), w in self.weights.items() if s in wanted]
+        return wanted & self.sources, weights
+
+    async def lock_states(self, operator_ids: Iterable[int]) -> dict[int, OperatorState]:
+        """Copies: the pool counts on them and writes back only through `add_to_loads`."""
+        found = (self.operators.get(i) for i in set(operator_ids))
+        return {s.id: copy.copy(s) for s in found if s is not None}
+
+    async def add_to_loads(self, deltas: Mapping[int, int]) -> None:
+        for operator_id, delta in deltas.items():
+            state = self.operators.get(operator_id)
+            if state is not None:
+                state.current_load += delta
+                if state.current_load < 0:  # the CHECK constraint of the real tables
+                    raise ValueError(f"operator {operator_id}'s load would go below zero")
+
+    # -- interactions and leads ----------------------------------------------------------------
+
+    async def ids_by_message_id(self, message_ids: Iterable[str]) -> dict[str, int]:
+        return {m: self.by_message_id[m] for m in set(message_ids) if m in self.by_message_id}
+
+    async def facts(self, interaction_ids: Iterable[int]) -> dict[int, InteractionFacts]:
+        found = (self.interactions.get(i) for i in set(interaction_ids))
+        return {i.id: self._facts(i) for i in found if i is not None}
+
+    async def oldest_waiting(
+        self, source_ids: Iterable[int], after_id: int, limit: int
+    ) -> list[InteractionFacts]:
+        wanted = set(source_ids)
+        waiting = [
+            stored
+            for i, stored in sorted(self.interactions.items())
+            if i > after_id
+            and stored.status == InteractionStatus.WAITING
+            and stored.row.source_id in wanted
+        ]
+        return [self._facts(stored) for stored in waiting[:limit]]
+
+    async def upsert_leads(self, emails: Iterable[str]) -> dict[str, str]:
+        wanted = set(emails)
+        missing = sorted(wanted - self.leads.keys())
+        for email, lead_uuid in zip(missing, new_uuids(len(missing)), strict=True):
+            self.leads[email], self.emails[lead_uuid] = lead_uuid, email
+        return {email: self.leads[email] for email in wanted}
+
+    async def insert_interactions(self, rows: Sequence[NewInteraction]) -> list[int]:
+        ids = []
+        for row in rows:
+            interaction_id = max(self.interactions, default=0) + 1
+            if row.message_id is not None:
+                if row.message_id in self.by_message_id:  # the real table's UNIQUE constraint
+                    raise ValueError(f"message_id {row.message_id!r} is stored already")
+                self.by_message_id[row.message_id] = interaction_id
+            self.interactions[interaction_id] = StoredInteraction(
+                interaction_id, row, row.operator_id, row.status, row.is_active, row.assigned_at
+            )
+            ids.append(interaction_id)
+        return ids
+
+    async def set_closed(self, interaction_ids: Iterable[int], now: datetime) -> None:
+        for i in interaction_ids:
+            stored = self.interactions[i]
+            stored.status, stored.is_active, stored.closed_at = InteractionStatus.CLOSED, False, now
+
+    async def set_assigned(self, assignments: Mapping[int, int], now: datetime) -> None:
+        for i, operator_id in assignments.items():
+            stored = self.interactions[i]
+            stored.operator_id, stored.status = operator_id, InteractionStatus.ASSIGNED
+            stored.assigned_at = now
+
+    def _facts(self, stored: StoredInteraction) -> InteractionFacts:
+        row = stored.row
+        return InteractionFacts(
+            stored.id,
+            row.lead_uuid,
+            self.emails[row.lead_uuid],
+            row.source_id,
+            stored.operator_id,
+            stored.status,
+            row.message_id,
+            row.correlation_id,
+            row.reply_to,
+        )
+
+    # -- outbox --------------------------------------------------------------------------------
+
+    async def first_events(self, interaction_ids: Iterable[int]) -> dict[int, StoredEvent]:
+        return self._first_events(interaction_ids, None)
+
+    async def closed_events(self, interaction_ids: Iterable[int]) -> dict[int, StoredEvent]:
+        return self._first_events(interaction_ids, EventType.CLOSED.value)
+
+    def _first_events(
+        self, interaction_ids: Iterable[int], routing_key: str | None
+    ) -> dict[int, StoredEvent]:
+        wanted, first = set(interaction_ids), dict[int, StoredEvent]()
+        for stored in self.outbox:
+            row = stored.row
+            if row.interaction_id in wanted and routing_key in (None, row.routing_key):
+                first.setdefault(
+                    row.interaction_id,
+                    StoredEvent(row.interaction_id, row.event_id, row.routing_key, row.body),
+                )
+        return first
+
+    async def add_events(self, rows: Sequence[OutboxRow]) -> None:
+        self.outbox.extend(StoredOutboxRow(row) for row in rows)
+
+    async def record_published(self, event_ids: Iterable[str], now: datetime) -> None:
+        wanted = set(event_ids)
+        for stored in self.outbox:
+            if stored.row.event_id in wanted and stored.published_at is None:
+                stored.published_at = now

@@ -1,0 +1,459 @@
+"""The router's cases, written once, for every kind of store.
+
+`tests/unit/test_router.py` runs them on `InMemoryRoutingStore` (fast, no database);
+`tests/integration/test_router.py` runs the same functions on SQLite through SQLAlchemy and
+through the worker's sqlite3 runner, and on PostgreSQL. A case that passes on one kind and
+fails on another is a store that disagrees with the others. Every router gets a seeded RNG.
+"""
+
+from collections import Counter
+from collections.abc import Awaitable, Callable, Sequence
+from random import Random
+from typing import NamedTuple, Protocol, TypeVar
+
+import pytest
+
+from routing.commands import CloseRequest, CreateRequest, Envelope
+from routing.memory_store import InMemoryRoutingStore
+from routing.outcomes import RefusalClass, Refused, Routed, RoutingOutcome
+from routing.router import AssignmentRefused, Router
+from routing.store import RoutingStore
+from schemas.events import InteractionStatus
+from schemas.messages import CloseInteraction, CreateInteraction
+
+T = TypeVar("T")
+ASSIGNED, WAITING, CLOSED = (
+    InteractionStatus.ASSIGNED,
+    InteractionStatus.WAITING,
+    InteractionStatus.CLOSED,
+)
+SEED = 3
+
+
+class Row(NamedTuple):
+    """An interaction as a case inspects it, from whichever store."""
+
+    id: int
+    status: InteractionStatus
+    operator_id: int | None
+    is_active: bool
+
+
+class World(Protocol):
+    """A store kind with what the cases need around it: transactions, set-up, inspection."""
+
+    async def run(self, work: Callable[[RoutingStore], Awaitable[T]]) -> T: ...
+
+    async def add_source(self, identifier: str) -> int: ...
+
+    async def add_operator(self, name: str, load_limit: int, active: bool = True) -> int: ...
+
+    async def set_weights(self, source_id: int, weights: dict[int, int]) -> None: ...
+
+    async def interactions(self) -> list[Row]:
+        """Every interaction, by id."""
+        ...
+
+    async def loads(self) -> dict[int, int]:
+        """Every operator's `current_load`."""
+        ...
+
+
+Case = Callable[[World], Awaitable[None]]
+
+
+class MemoryWorld:
+    """`InMemoryRoutingStore` as a `World`."""
+
+    def __init__(self) -> None:
+        self.store = InMemoryRoutingStore()
+
+    async def run(self, work: Callable[[RoutingStore], Awaitable[T]]) -> T:
+        return await self.store.run(work)
+
+    async def add_source(self, identifier: str) -> int:
+        return self.store.add_source()
+
+    async def add_operator(self, name: str, load_limit: int, active: bool = True) -> int:
+        return self.store.add_operator(load_limit, active)
+
+    async def set_weights(self, source_id: int, weights: dict[int, int]) -> None:
+        self.store.set_weights(source_id, weights)
+
+    async def interactions(self) -> list[Row]:
+        return [
+            Row(i.id, i.status, i.operator_id, i.is_active)
+            for i in sorted(self.store.interactions.values(), key=lambda i: i.id)
+        ]
+
+    async def loads(self) -> dict[int, int]:
+        return {i: state.current_load for i, state in self.store.operators.items()}
+
+
+# -- commands and checks ------------------------------------------------------------------------
+
+
+def create(
+    key: int,
+    email: str,
+    source_id: int,
+    message_id: str | None = None,
+    correlation_id: str | None = None,
+    reply_to: str | None = None,
+) -> CreateRequest:
+    """A create whose message_id is unique unless one is given."""
+    command = CreateInteraction(email=email, source_id=source_id)
+    envelope = Envelope(message_id or f"m-{key}-{email}", correlation_id, reply_to)
+    return CreateRequest(key, command, envelope)
+
+
+def close(key: int, interaction_id: int, correlation_id: str | None = None) -> CloseRequest:
+    command = CloseInteraction(interaction_id=interaction_id)
+    return CloseRequest(key, command, Envelope(None, correlation_id))
+
+
+async def route(
+    world: World, creates: Sequence[CreateRequest] = (), closes: Sequence[CloseRequest] = ()
+) -> RoutingOutcome:
+    return await world.run(lambda store: Router(store, Random(SEED)).route_batch(creates, closes))
+
+
+async def assign(world: World, interaction_id: int, operator_id: int) -> RoutingOutcome:
+    return await world.run(
+        lambda store: Router(store, Random(SEED)).assign(interaction_id, operator_id)
+    )
+
+
+async def close_one(world: World, interaction_id: int) -> RoutingOutcome:
+    """The API's close."""
+    return await world.run(lambda store: Router(store, Random(SEED)).close(interaction_id))
+
+
+def routed(outcome: RoutingOutcome, key: int) -> Routed:
+    result = outcome.results[key]
+    assert isinstance(result, Routed), result
+    return result
+
+
+def keys(outcome: RoutingOutcome) -> list[str]:
+    return [event.routing_key for event in outcome.events]
+
+
+async def by_id(world: World) -> dict[int, Row]:
+    return {row.id: row for row in await world.interactions()}
+
+
+async def assert_loads_match_rows(world: World) -> None:
+    """`current_load` is the number of assigned interactions: the invariant every case keeps."""
+    rows = await world.interactions()
+    assigned = Counter(r.operator_id for r in rows if r.status == ASSIGNED)
+    loads = await world.loads()
+    assert loads == {op: assigned.get(op, 0) for op in loads}
+    assert all(r.is_active == (r.status != CLOSED) for r in rows)
+
+
+# -- the cases ----------------------------------------------------------------------------------
+
+
+async def choice_follows_the_weights_and_the_seed(world: World) -> None:
+    """Draws follow the weights among active operators under their limit; one seed, one draw."""
+    source = await world.add_source("s")
+    light = await world.add_operator("light", 1000)
+    heavy = await world.add_operator("heavy", 1000)
+    off = await world.add_operator("off", 1000, active=False)
+    full = await world.add_operator("full", 0)
+    await world.set_weights(source, {light: 25, heavy: 75, off: 100, full: 100})
+
+    first = await route(world, [create(k, f"a{k}@example.com", source) for k in range(200)])
+    second = await route(world, [create(k, f"b{k}@example.com", source) for k in range(200)])
+
+    picks = [routed(first, k).operator_id for k in range(200)]
+    assert [routed(second, k).operator_id for k in range(200)] == picks  # same seed, same draws
+    counts = Counter(picks)
+    assert set(counts) == {light, heavy}
+    assert 120 <= counts[heavy] <= 180  # 150 expected; the seed makes it exact on every store
+    assert (await world.loads())[heavy] == 2 * counts[heavy]
+    await assert_loads_match_rows(world)
+
+
+async def waits_when_nobody_is_free(world: World) -> None:
+    source = await world.add_source("s")
+    unserved = await world.add_source("unserved")  # no weights at all
+    lone = await world.add_operator("lone", 1)
+    await world.set_weights(source, {lone: 10})
+
+    outcome = await route(
+        world,
+        [
+            create(0, "a@example.com", source),
+            create(1, "b@example.com", source),
+            create(2, "c@example.com", unserved),
+            create(3, "d@example.com", 999),
+        ],
+    )
+
+    assert (routed(outcome, 0).status, routed(outcome, 0).operator_id) == (ASSIGNED, lone)
+    assert (routed(outcome, 1).status, routed(outcome, 1).operator_id) == (WAITING, None)
+    assert routed(outcome, 2).status == WAITING
+    refused = outcome.results[3]
+    assert isinstance(refused, Refused) and refused.kind is RefusalClass.UNKNOWN_SOURCE
+    assert keys(outcome) == ["interaction.assigned", "interaction.waiting", "interaction.waiting"]
+    assert [r.status for r in await world.interactions()] == [ASSIGNED, WAITING, WAITING]
+    assert await world.loads() == {lone: 1}
+    await assert_loads_match_rows(world)
+
+
+async def a_close_gives_the_slot_to_the_oldest_waiting(world: World) -> None:
+    source = await world.add_source("s")
+    operator = await world.add_operator("o", 1)
+    await world.set_weights(source, {operator: 10})
+    first = await route(world, [create(0, "a@example.com", source)])
+    waiting = []
+    for n in range(3):  # one batch each: their order is the order they came in
+        outcome = await route(world, [create(0, f"w{n}@example.com", source)])
+        waiting.append(routed(outcome, 0).interaction_id)
+
+    closed = await route(world, closes=[close(0, routed(first, 0).interaction_id)])
+
+    assert keys(closed) == ["interaction.closed", "interaction.assigned"]
+    rows = await by_id(world)
+    assert [rows[i].status for i in waiting] == [ASSIGNED, WAITING, WAITING]
+    assert rows[waiting[0]].operator_id == operator
+
+    closed = await route(world, closes=[close(0, waiting[0])])
+
+    rows = await by_id(world)
+    assert [rows[i].status for i in waiting] == [CLOSED, ASSIGNED, WAITING]
+    await assert_loads_match_rows(world)
+
+
+async def a_close_frees_the_operator(world: World) -> None:
+    """A close (the worker's and the API's `Router.close`) frees the slot; unknown ids are
+    refused, as a dead letter in a batch and as not found through `close`."""
+    source = await world.add_source("s")
+    operator = await world.add_operator("o", 2)
+    await world.set_weights(source, {operator: 10})
+    first = await route(
+        world, [create(0, "a@example.com", source), create(1, "b@example.com", source)]
+    )
+    a, b = routed(first, 0).interaction_id, routed(first, 1).interaction_id
+
+    outcome = await route(world, closes=[close(0, a, "c-0"), close(1, 424242)])
+
+    result = routed(outcome, 0)
+    assert (result.status, result.operator_id, result.replayed) == (CLOSED, operator, False)
+    assert (result.event.routing_key, result.event.correlation_id) == ("interaction.closed", "c-0")
+    refused = outcome.results[1]
+    assert isinstance(refused, Refused) and refused.kind is RefusalClass.UNKNOWN_INTERACTION
+    assert (await by_id(world))[a] == Row(a, CLOSED, operator, False)
+    assert await world.loads() == {operator: 1}
+
+    assert routed(await close_one(world, b), 0).status == CLOSED
+    with pytest.raises(AssignmentRefused) as unknown:
+        await close_one(world, 424242)
+    assert unknown.value.not_found
+    assert await world.loads() == {operator: 0}
+    await assert_loads_match_rows(world)
+
+
+async def closing_a_waiting_one_frees_nobody(world: World) -> None:
+    source = await world.add_source("s")
+    operator = await world.add_operator("o", 1)
+    await world.set_weights(source, {operator: 10})
+    first = await route(
+        world, [create(0, "a@example.com", source), create(1, "b@example.com", source)]
+    )
+
+    outcome = await route(world, closes=[close(0, routed(first, 1).interaction_id)])
+
+    assert keys(outcome) == ["interaction.closed"]
+    assert routed(outcome, 0).operator_id is None
+    assert await world.loads() == {operator: 1}
+    await assert_loads_match_rows(world)
+
+
+async def closing_a_waiting_one_with_the_one_that_frees_the_slot(world: World) -> None:
+    """The drain after the first close must not give the slot to the interaction the same
+    batch is closing: it stays closed and the operator ends with nothing assigned."""
+    source = await world.add_source("s")
+    operator = await world.add_operator("o", load_limit=1)
+    await world.set_weights(source, {operator: 10})
+    first = await route(
+        world, [create(0, "a@example.com", source), create(1, "b@example.com", source)]
+    )
+    assigned, waiting = routed(first, 0), routed(first, 1)
+    assert (assigned.status, waiting.status) == (ASSIGNED, WAITING)
+
+    second = await route(
+        world, closes=[close(0, assigned.interaction_id), close(1, waiting.interaction_id)]
+    )
+
+    assert keys(second) == ["interaction.closed"] * 2
+    assert {r.status for r in await world.interactions()} == {CLOSED}
+    assert await world.loads() == {operator: 0}
+    await assert_loads_match_rows(world)
+
+
+async def a_close_frees_the_slot_for_a_create_in_the_same_batch_after_older_waiting(
+    world: World,
+) -> None:
+    source = await world.add_source("s")
+    operator = await world.add_operator("o", load_limit=1)
+    await world.set_weights(source, {operator: 10})
+    first = await route(
+        world, [create(0, "a@example.com", source), create(1, "b@example.com", source)]
+    )
+
+    second = await route(
+        world,
+        [create(5, "c@example.com", source)],
+        [close(0, routed(first, 0).interaction_id)],
+    )
+
+    # The older waiting interaction takes the freed slot before the new one.
+    assert keys(second) == ["interaction.closed", "interaction.assigned", "interaction.waiting"]
+    assert routed(second, 5).status == WAITING
+    assert (await by_id(world))[routed(first, 1).interaction_id].status == ASSIGNED
+    assert await world.loads() == {operator: 1}
+    await assert_loads_match_rows(world)
+
+
+async def manual_assignment_moves_the_slot_and_drains(world: World) -> None:
+    """Assigning takes a slot; moving an assigned interaction frees its previous operator,
+    whose waiting interactions then take it. Assigning where it already is changes nothing."""
+    source = await world.add_source("s")
+    first_op = await world.add_operator("first", 1)
+    second_op = await world.add_operator("second", 1)  # no weight: only manual assignment
+    await world.set_weights(source, {first_op: 10})
+    created = await route(
+        world, [create(0, "a@example.com", source), create(1, "b@example.com", source)]
+    )
+    a, b = routed(created, 0).interaction_id, routed(created, 1).interaction_id
+
+    moved = await assign(world, a, second_op)
+
+    assert keys(moved) == ["interaction.assigned", "interaction.assigned"]
+    rows = await by_id(world)
+    assert (rows[a].operator_id, rows[b].operator_id) == (second_op, first_op)
+    assert await world.loads() == {first_op: 1, second_op: 1}
+    assert (await assign(world, a, second_op)).events == []
+    await assert_loads_match_rows(world)
+
+
+async def manual_assignment_refusals(world: World) -> None:
+    """Full, inactive or unknown operators and closed or unknown interactions: refused, with
+    nothing changed (404 for what does not exist, 409 for the rest)."""
+    source = await world.add_source("s")
+    full = await world.add_operator("full", 1)
+    off = await world.add_operator("off", 5, active=False)
+    created = await route(
+        world,
+        [
+            create(0, "a@example.com", source),
+            create(1, "b@example.com", source),
+            create(2, "c@example.com", source),
+        ],
+    )
+    first, second, third = (routed(created, k).interaction_id for k in range(3))
+    await assign(world, first, full)
+    await route(world, closes=[close(0, third)])
+    before = (await world.interactions(), await world.loads())
+
+    cases = {
+        (second, full): False,  # at its limit
+        (second, off): False,  # inactive
+        (third, full): False,  # closed
+        (second, 9999): True,  # unknown operator
+        (9999, full): True,  # unknown interaction
+    }
+    for (interaction, operator), not_found in cases.items():
+        with pytest.raises(AssignmentRefused) as refused:
+            await assign(world, interaction, operator)
+        assert refused.value.not_found is not_found, (interaction, operator)
+    assert (await world.interactions(), await world.loads()) == before
+    await assert_loads_match_rows(world)
+
+
+async def a_repeated_message_id_replays_its_first_event(world: World) -> None:
+    """A message_id seen before makes nothing new: its first event goes out again, addressed
+    to the repeat's correlation_id and reply_to. Within one batch the same holds."""
+    source = await world.add_source("s")
+    operator = await world.add_operator("o", 5)
+    await world.set_weights(source, {operator: 10})
+    first = await route(world, [create(0, "a@example.com", source, "m-1", "c-1")])
+
+    again = await route(world, [create(0, "a@example.com", source, "m-1", "c-2", "r-2")])
+
+    original, repeat = routed(first, 0), routed(again, 0)
+    assert repeat.replayed and not original.replayed
+    assert (repeat.interaction_id, repeat.status) == (original.interaction_id, ASSIGNED)
+    assert (repeat.event.event_id, repeat.event.body) == (
+        original.event.event_id,
+        original.event.body,
+    )
+    assert (repeat.event.correlation_id, repeat.event.reply_to) == ("c-2", "r-2")
+
+    both = await route(
+        world,
+        [
+            create(0, "b@example.com", source, "m-2", "c-3"),
+            create(1, "b@example.com", source, "m-2", "c-4"),
+        ],
+    )
+
+    primary, follower = routed(both, 0), routed(both, 1)
+    assert follower.replayed and follower.interaction_id == primary.interaction_id
+    assert [e.event_id for e in both.events] == [primary.event.event_id] * 2
+    assert [e.correlation_id for e in both.events] == ["c-3", "c-4"]
+    assert len(await world.interactions()) == 2
+    assert await world.loads() == {operator: 2}
+    await assert_loads_match_rows(world)
+
+
+async def a_repeated_close_replays_the_first_close(world: World) -> None:
+    """Closing again sends the stored close event again and frees nothing twice; two closes of
+    one interaction in one batch close it once."""
+    source = await world.add_source("s")
+    operator = await world.add_operator("o", 1)
+    await world.set_weights(source, {operator: 10})
+    created = await route(
+        world, [create(0, "a@example.com", source), create(1, "b@example.com", source)]
+    )
+    a, b = routed(created, 0).interaction_id, routed(created, 1).interaction_id
+    first = await route(world, closes=[close(0, a, "c-1")])
+
+    again = await route(world, closes=[close(0, a, "c-2")])
+
+    original, repeat = routed(first, 0), routed(again, 0)
+    assert repeat.replayed and (repeat.interaction_id, repeat.status) == (a, CLOSED)
+    assert repeat.event.event_id == original.event.event_id
+    assert repeat.event.correlation_id == "c-2"
+    assert keys(again) == ["interaction.closed"]  # no drain: nothing was freed
+    assert (await by_id(world))[b].status == ASSIGNED
+    assert await world.loads() == {operator: 1}
+
+    twice = await route(world, closes=[close(0, b, "c-3"), close(1, b, "c-4")])
+
+    assert routed(twice, 1).replayed
+    assert [e.event_id for e in twice.events] == [routed(twice, 0).event.event_id] * 2
+    assert await world.loads() == {operator: 0}
+    await assert_loads_match_rows(world)
+
+
+CASES: list[Case] = [
+    choice_follows_the_weights_and_the_seed,
+    waits_when_nobody_is_free,
+    a_close_gives_the_slot_to_the_oldest_waiting,
+    a_close_frees_the_operator,
+    closing_a_waiting_one_frees_nobody,
+    closing_a_waiting_one_with_the_one_that_frees_the_slot,
+    a_close_frees_the_slot_for_a_create_in_the_same_batch_after_older_waiting,
+    manual_assignment_moves_the_slot_and_drains,
+    manual_assignment_refusals,
+    a_repeated_message_id_replays_its_first_event,
+    a_repeated_close_replays_the_first_close,
+]
+
+
+def case_id(case: Case) -> str:
+    return getattr(case, "__name__", repr(case))
