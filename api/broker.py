@@ -15,6 +15,7 @@ import structlog
 from aio_pika import DeliveryMode, Message
 from aio_pika.abc import AbstractChannel, AbstractRobustChannel, AbstractRobustConnection
 
+from api.replies import ReplyInbox
 from messaging import nodes
 from messaging.connection_health import is_connected
 from messaging.publisher import EventPublisher
@@ -48,6 +49,7 @@ class Broker:
         self._task: asyncio.Task[None] | None = None
         self._inspect_channel: AbstractRobustChannel | None = None
         self._inspect_lock = asyncio.Lock()
+        self.replies = ReplyInbox()
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._connect_until_up(), name="api-broker-connect")
@@ -71,6 +73,7 @@ class Broker:
         try:
             channel = await connection.channel(publisher_confirms=True)
             topology = await declare_topology(channel)
+            await self.replies.start(connection)
         except BaseException:
             await connection.close()
             raise
@@ -87,8 +90,11 @@ class Broker:
             raise BrokerUnavailable("message broker unavailable, try again later")
         return self._link
 
-    async def publish_command(self, routing_key: str, body: bytes, message_id: str) -> None:
-        """A persistent command on the `interactions` exchange, returned once confirmed."""
+    async def publish_command(
+        self, routing_key: str, body: bytes, message_id: str, *, reply: bool = False
+    ) -> None:
+        """A persistent command on the `interactions` exchange, returned once confirmed; with
+        `reply`, its outcome event comes back to `replies` under `message_id`."""
         link = self._live_link()
         message = Message(
             body,
@@ -96,6 +102,8 @@ class Broker:
             delivery_mode=DeliveryMode.PERSISTENT,
             message_id=message_id,
             timestamp=datetime.now(UTC),
+            reply_to=self.replies.queue_name if reply else None,
+            correlation_id=message_id if reply else None,
         )
         await self._confirmed(link.topology.commands.publish(message, routing_key=routing_key))
 

@@ -4,6 +4,8 @@ import sqlite3
 
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
+from routing.identity import LeadsChanged
+
 _TRANSIENT_SQLSTATES = {
     "40001",  # serialization_failure
     "40P01",  # deadlock_detected
@@ -18,7 +20,7 @@ _TRANSIENT_SQLITE_TEXT = ("database is locked", "database is busy", "database ta
 
 def is_transient(exc: BaseException) -> bool:
     """True for errors a later attempt can succeed on: locks, lost connections, races."""
-    if isinstance(exc, (ConnectionError, TimeoutError, OSError)):
+    if isinstance(exc, (ConnectionError, TimeoutError, OSError, LeadsChanged)):
         return True
     if isinstance(exc, DBAPIError) and exc.connection_invalidated:
         return True
@@ -26,8 +28,8 @@ def is_transient(exc: BaseException) -> bool:
     error = exc.orig if isinstance(exc, DBAPIError) else exc
     text = str(error).lower()
     if isinstance(exc, IntegrityError) or isinstance(error, sqlite3.IntegrityError):
-        # Two workers inserting the same message_id or e-mail: the retry sees the winner's row.
-        return "message_id" in text or ("leads" in text and "email" in text)
+        # Two workers inserting the same message_id or contact: the retry sees the winner's row.
+        return "message_id" in text or "lead_contacts" in text
     if isinstance(exc, DBAPIError) or isinstance(error, sqlite3.Error):
         return _sqlstate(error) in _TRANSIENT_SQLSTATES or _sqlite_busy(text) or _pg_lost(text)
     return False

@@ -21,6 +21,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from db.types import JSONDocument, StatusText, UTCDateTime, utcnow
+from schemas.contacts import ContactKind
 from schemas.events import InteractionStatus
 
 NAMING_CONVENTION = {
@@ -32,6 +33,7 @@ NAMING_CONVENTION = {
 }
 
 STATUSES = tuple(status.value for status in InteractionStatus)
+CONTACT_KINDS = tuple(kind.value for kind in ContactKind)
 WAITING_ONLY = text(f"status = '{InteractionStatus.WAITING.value}'")
 
 
@@ -64,13 +66,38 @@ class Operator(Base):
 
 
 class Lead(Base):
+    """A person. Known by its contacts (`LeadContact`, each unique); `email`, `phone` and
+    `handle` show its first contact of each kind, so events need no extra read."""
+
     __tablename__ = "leads"
 
     uuid: Mapped[str] = mapped_column(String(36), primary_key=True)
-    email: Mapped[str] = mapped_column(String(320), unique=True)
+    email: Mapped[str | None] = mapped_column(String(320), nullable=True)
+    phone: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    handle: Mapped[str | None] = mapped_column(String(200), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     interactions: Mapped[list["Interaction"]] = relationship(back_populates="lead", lazy="raise")
+    contacts: Mapped[list["LeadContact"]] = relationship(
+        lazy="raise", order_by="LeadContact.id", viewonly=True
+    )
+
+
+class LeadContact(Base):
+    """One way to reach a lead; a (kind, value) belongs to exactly one lead."""
+
+    __tablename__ = "lead_contacts"
+    __table_args__ = (
+        UniqueConstraint("kind", "value", name="uq_lead_contacts_kind"),
+        CheckConstraint(f"kind IN {CONTACT_KINDS!r}", name="kind_known"),
+        Index("ix_lead_contacts_lead_uuid", "lead_uuid"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    lead_uuid: Mapped[str] = mapped_column(ForeignKey("leads.uuid", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(16))
+    value: Mapped[str] = mapped_column(String(320))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class SourceOperatorSetting(Base):
@@ -111,6 +138,7 @@ class Interaction(Base):
     )
     is_active: Mapped[bool] = mapped_column(default=True)
     status: Mapped[InteractionStatus] = mapped_column(StatusText)
+    priority: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
     payload: Mapped[Any] = mapped_column(JSONDocument, nullable=True)
     message_id: Mapped[str | None] = mapped_column(String(255), unique=True, nullable=True)
     correlation_id: Mapped[str | None] = mapped_column(String(255), nullable=True)

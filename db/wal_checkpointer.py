@@ -2,10 +2,11 @@
 
 SQLite's automatic checkpoint runs inside the COMMIT that crosses the threshold: every few
 seconds at half load one batch copied thousands of pages into the database file and synced
-it, and every message behind it waited (the measurements are in bench/README.md). A PASSIVE checkpoint needs no lock that the runner's
-writes take, so here it runs every CHECKPOINT_INTERVAL_S beside them; the sqlite3 module lets
-go of the GIL while it runs. The runner keeps an automatic checkpoint only as a far-off safety
-net (LANE_AUTOCHECKPOINT_PAGES), should these fall behind or fail.
+it, and every message behind it waited (the measurements are in bench/README.md). A PASSIVE
+checkpoint needs no lock that the runner's writes take, so here it runs every
+CHECKPOINT_INTERVAL_S beside them; the sqlite3 module lets go of the GIL while it runs. The
+runner keeps an automatic checkpoint only as a far-off safety net (LANE_AUTOCHECKPOINT_PAGES),
+should these fall behind or fail.
 """
 
 import asyncio

@@ -3,8 +3,9 @@
 from datetime import datetime
 
 from routing.facts import InteractionFacts, OutboxRow
+from routing.identity import LeadMerge
 from routing.outcomes import PendingEvent
-from schemas.events import EventType, InteractionEvent
+from schemas.events import AssignReason, EventType, InteractionEvent, LeadMergedEvent
 
 
 def build_event(
@@ -14,6 +15,7 @@ def build_event(
     now: datetime,
     correlation_id: str | None,
     reply_to: str | None,
+    reason: AssignReason | None = None,
 ) -> tuple[PendingEvent, OutboxRow]:
     event = InteractionEvent(
         event_id=event_id,
@@ -21,9 +23,13 @@ def build_event(
         interaction_id=facts.id,
         lead_uuid=facts.lead_uuid,
         email=facts.email,
+        phone=facts.phone,
+        handle=facts.handle,
         source_id=facts.source_id,
         operator_id=facts.operator_id,
         status=facts.status,
+        priority=facts.priority,
+        reason=reason,
         message_id=facts.message_id,
         created_at=now,
     )
@@ -31,4 +37,26 @@ def build_event(
     routing_key = event_type.value
     pending = PendingEvent(event_id, routing_key, body, correlation_id, reply_to)
     row = OutboxRow(event_id, facts.id, routing_key, body, correlation_id, reply_to, now)
+    return pending, row
+
+
+def build_merged_event(
+    event_id: str,
+    merge: LeadMerge,
+    interaction_id: int,
+    now: datetime,
+    correlation_id: str | None,
+) -> tuple[PendingEvent, OutboxRow]:
+    """`lead.merged`; its outbox row hangs on the interaction whose command merged the leads
+    (the relay finds it there), and no reply copy: the command's reply is its own event."""
+    event = LeadMergedEvent(
+        event_id=event_id,
+        lead_uuid=merge.survivor,
+        merged_lead_uuids=list(merge.merged),
+        created_at=now,
+    )
+    body = event.model_dump_json()
+    routing_key = EventType.LEAD_MERGED.value
+    pending = PendingEvent(event_id, routing_key, body, correlation_id, None)
+    row = OutboxRow(event_id, interaction_id, routing_key, body, correlation_id, None, now)
     return pending, row

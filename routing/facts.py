@@ -16,14 +16,17 @@ from schemas.events import InteractionStatus
 
 @dataclass(frozen=True, slots=True)
 class InteractionFacts:
-    """The columns an event is built from, with the lead's e-mail joined in."""
+    """The columns an event is built from, with the lead's shown contacts joined in."""
 
     id: int
     lead_uuid: str
-    email: str
+    email: str | None
+    phone: str | None
+    handle: str | None
     source_id: int
     operator_id: int | None
     status: InteractionStatus
+    priority: int
     message_id: str | None
     correlation_id: str | None
     reply_to: str | None
@@ -68,6 +71,26 @@ class NewInteraction(NamedTuple):
     reply_to: str | None
     created_at: datetime
     assigned_at: datetime | None
+    priority: int
+
+
+class NewLead(NamedTuple):
+    """A `leads` row: a person first seen in this batch, with the contacts it is shown by."""
+
+    uuid: str
+    email: str | None
+    phone: str | None
+    handle: str | None
+    created_at: datetime
+
+
+class NewContact(NamedTuple):
+    """A `lead_contacts` row: one way to reach a lead, which identifies it."""
+
+    lead_uuid: str
+    kind: str
+    value: str
+    created_at: datetime
 
 
 class OutboxRow(NamedTuple):

@@ -13,6 +13,14 @@ from datetime import datetime
 
 from schemas.contacts import Contact, ContactKind
 
+# The columns of `leads` that show its contacts, one per kind (the first it got).
+SHOWN_CONTACTS = tuple(kind.value for kind in ContactKind)
+
+
+class LeadsChanged(Exception):
+    """The leads a batch read moved under it (another worker merged them meanwhile). Transient:
+    the transaction is retried and reads them again."""
+
 
 @dataclass(frozen=True, slots=True)
 class LeadContacts:

@@ -13,9 +13,18 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TypeVar
 
-from db.uuids import new_uuids
-from routing.facts import InteractionFacts, NewInteraction, OperatorState, OutboxRow, StoredEvent
+from routing.facts import (
+    InteractionFacts,
+    NewContact,
+    NewInteraction,
+    NewLead,
+    OperatorState,
+    OutboxRow,
+    StoredEvent,
+)
+from routing.identity import KnownLead, LeadContacts, LeadMerge
 from routing.store import RoutingStore
+from schemas.contacts import Contact, ContactKind
 from schemas.events import EventType, InteractionStatus
 
 T = TypeVar("T")
@@ -27,6 +36,7 @@ class StoredInteraction:
 
     id: int
     row: NewInteraction
+    lead_uuid: str  # moves when its lead is merged into another
     operator_id: int | None
     status: InteractionStatus
     is_active: bool
@@ -49,8 +59,8 @@ class InMemoryRoutingStore:
         self.sources: set[int] = set()
         self.operators: dict[int, OperatorState] = {}
         self.weights: dict[tuple[int, int], int] = {}  # (source_id, operator_id) -> weight
-        self.leads: dict[str, str] = {}  # email -> uuid
-        self.emails: dict[str, str] = {}  # uuid -> email
+        self.leads: dict[str, KnownLead] = {}
+        self.contacts: dict[Contact, str] = {}  # contact -> lead uuid (unique, as the table)
         self.interactions: dict[int, StoredInteraction] = {}
         self.by_message_id: dict[str, int] = {}
         self.outbox: list[StoredOutboxRow] = []
@@ -129,12 +139,40 @@ class InMemoryRoutingStore:
         ]
         return [self._facts(stored) for stored in waiting[:limit]]
 
-    async def upsert_leads(self, emails: Iterable[str]) -> dict[str, str]:
-        wanted = set(emails)
-        missing = sorted(wanted - self.leads.keys())
-        for email, lead_uuid in zip(missing, new_uuids(len(missing)), strict=True):
-            self.leads[email], self.emails[lead_uuid] = lead_uuid, email
-        return {email: self.leads[email] for email in wanted}
+    async def leads_of(
+        self, contacts: Iterable[Contact]
+    ) -> tuple[dict[Contact, str], dict[str, KnownLead]]:
+        owners = {c: self.contacts[c] for c in set(contacts) if c in self.contacts}
+        return owners, {u: self.leads[u] for u in set(owners.values())}
+
+    async def insert_leads(self, rows: Sequence[NewLead]) -> None:
+        for row in rows:
+            shown = LeadContacts(row.email, row.phone, row.handle)
+            self.leads[row.uuid] = KnownLead(row.uuid, row.created_at, shown)
+
+    async def insert_contacts(self, rows: Sequence[NewContact]) -> None:
+        for row in rows:
+            contact = Contact(ContactKind(row.kind), row.value)
+            if contact in self.contacts:  # the real table's UNIQUE constraint
+                raise ValueError(f"contact {contact} belongs to a lead already")
+            self.contacts[contact] = row.lead_uuid
+
+    async def show_contacts(self, shown: Mapping[str, LeadContacts]) -> None:
+        for uuid, contacts in shown.items():
+            lead = self.leads[uuid]
+            self.leads[uuid] = KnownLead(uuid, lead.created_at, contacts)
+
+    async def merge_leads(self, merges: Sequence[LeadMerge]) -> None:
+        for merge in merges:
+            merged = set(merge.merged)
+            for contact, owner in self.contacts.items():
+                if owner in merged:
+                    self.contacts[contact] = merge.survivor
+            for stored in self.interactions.values():
+                if stored.lead_uuid in merged:
+                    stored.lead_uuid = merge.survivor
+            for uuid in merged:
+                del self.leads[uuid]
 
     async def insert_interactions(self, rows: Sequence[NewInteraction]) -> list[int]:
         ids = []
@@ -145,7 +183,13 @@ class InMemoryRoutingStore:
                     raise ValueError(f"message_id {row.message_id!r} is stored already")
                 self.by_message_id[row.message_id] = interaction_id
             self.interactions[interaction_id] = StoredInteraction(
-                interaction_id, row, row.operator_id, row.status, row.is_active, row.assigned_at
+                interaction_id,
+                row,
+                row.lead_uuid,
+                row.operator_id,
+                row.status,
+                row.is_active,
+                row.assigned_at,
             )
             ids.append(interaction_id)
         return ids
@@ -162,14 +206,17 @@ class InMemoryRoutingStore:
             stored.assigned_at = now
 
     def _facts(self, stored: StoredInteraction) -> InteractionFacts:
-        row = stored.row
+        row, shown = stored.row, self.leads[stored.lead_uuid].shown
         return InteractionFacts(
             stored.id,
-            row.lead_uuid,
-            self.emails[row.lead_uuid],
+            stored.lead_uuid,
+            shown.email,
+            shown.phone,
+            shown.handle,
             row.source_id,
             stored.operator_id,
             stored.status,
+            row.priority,
             row.message_id,
             row.correlation_id,
             row.reply_to,

@@ -7,18 +7,26 @@ close and an AMQP close are the same code path.
 
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
+from datetime import UTC, datetime
 from random import Random
 
-from db.types import utcnow
-from db.uuids import UuidSource
 from routing.choose import select_operator
 from routing.commands import CloseRequest, CreateRequest, Envelope
-from routing.events import build_event
-from routing.facts import InteractionFacts, NewInteraction, OutboxRow, StoredEvent
+from routing.events import build_event, build_merged_event
+from routing.facts import (
+    InteractionFacts,
+    NewContact,
+    NewInteraction,
+    NewLead,
+    OutboxRow,
+    StoredEvent,
+)
+from routing.identity import LeadMerge, LeadResolution, resolve_leads
 from routing.outcomes import PendingEvent, RefusalClass, Refused, Routed, RoutingOutcome
 from routing.pool import OperatorPool
 from routing.store import RoutingStore
-from schemas.events import EventType, InteractionStatus
+from routing.uuids import UuidSource
+from schemas.events import AssignReason, EventType, InteractionStatus
 from schemas.messages import CloseInteraction
 
 ASSIGNED, WAITING, CLOSED = (
@@ -27,6 +35,7 @@ ASSIGNED, WAITING, CLOSED = (
     InteractionStatus.CLOSED,
 )
 
+WEIGHTED, DRAIN, MANUAL = AssignReason.WEIGHTED, AssignReason.DRAIN, AssignReason.MANUAL
 DRAIN_CHUNK = 500
 
 
@@ -37,7 +46,7 @@ class Router:
     def __init__(self, store: RoutingStore, rng: Random) -> None:
         self.store = store
         self.rng = rng
-        self.now = utcnow()
+        self.now = datetime.now(UTC)
         self.new_event_id = UuidSource()
         self.outcome = RoutingOutcome()
         self.pool = OperatorPool({}, [])
@@ -112,7 +121,8 @@ class Router:
             self.pool.release(previous)
         facts = replace(facts, operator_id=operator_id, status=ASSIGNED)
         await self.store.set_assigned({interaction_id: operator_id}, self.now)
-        self._emit(facts, EventType.ASSIGNED, Envelope(None, facts.correlation_id, facts.reply_to))
+        envelope = Envelope(None, facts.correlation_id, facts.reply_to)
+        self._emit(facts, EventType.ASSIGNED, envelope, MANUAL)
         if previous is not None:
             await self._drain(self.pool.sources_served_by({previous}))
         await self._finish()
@@ -197,27 +207,67 @@ class Router:
     async def _assign_new(self, creates: Sequence[CreateRequest]) -> None:
         if not creates:
             return
-        lead_uuids = await self.store.upsert_leads(c.command.email for c in creates)
+        leads = await self._resolve_leads(creates)
         operator_ids = [self._choose(c.command.source_id) for c in creates]
         rows = [
-            self._new_row(request, lead_uuids[request.command.email], operator_id)
+            self._new_row(request, leads.lead_of[request.key], operator_id)
             for request, operator_id in zip(creates, operator_ids, strict=True)
         ]
         ids = await self.store.insert_interactions(rows)
+        first_of_lead: dict[str, tuple[int, Envelope]] = {}
         for request, row, interaction_id in zip(creates, rows, ids, strict=True):
+            shown = leads.shown[row.lead_uuid]
             facts = InteractionFacts(
                 interaction_id,
                 row.lead_uuid,
-                request.command.email,
+                shown.email,
+                shown.phone,
+                shown.handle,
                 row.source_id,
                 row.operator_id,
                 row.status,
+                row.priority,
                 row.message_id,
                 row.correlation_id,
                 row.reply_to,
             )
-            event_type = EventType.WAITING if row.operator_id is None else EventType.ASSIGNED
-            self._record(request.key, facts, self._emit(facts, event_type, request.envelope))
+            if row.operator_id is None:
+                event = self._emit(facts, EventType.WAITING, request.envelope)
+            else:
+                event = self._emit(facts, EventType.ASSIGNED, request.envelope, WEIGHTED)
+            self._record(request.key, facts, event)
+            first_of_lead.setdefault(row.lead_uuid, (interaction_id, request.envelope))
+        for merge in leads.merges:  # after the interaction's own event: not its first
+            self._emit_merged(merge, *first_of_lead[merge.survivor])
+
+    async def _resolve_leads(self, creates: Sequence[CreateRequest]) -> LeadResolution:
+        """Find, create or merge the leads of these commands (`routing/identity.py` decides)."""
+        commands = [(c.key, c.command.contacts) for c in creates]
+        owners, known = await self.store.leads_of({c for _, cs in commands for c in cs})
+        resolution = resolve_leads(commands, owners, known, self.new_event_id)
+        now = self.now
+        if resolution.new_leads:
+            shown = resolution.shown
+            await self.store.insert_leads(
+                [
+                    NewLead(u, shown[u].email, shown[u].phone, shown[u].handle, now)
+                    for u in resolution.new_leads
+                ]
+            )
+        if resolution.merges:
+            await self.store.merge_leads(resolution.merges)
+        if resolution.new_contacts:
+            await self.store.insert_contacts(
+                [
+                    NewContact(lead, c.kind.value, c.value, now)
+                    for c, lead in resolution.new_contacts
+                ]
+            )
+        if resolution.changed_leads:
+            await self.store.show_contacts(
+                {u: resolution.shown[u] for u in resolution.changed_leads}
+            )
+        return resolution
 
     def _choose(self, source_id: int) -> int | None:
         """Draw among the free candidates and take the slot at once, so the batch stays exact."""
@@ -242,6 +292,7 @@ class Router:
             envelope.reply_to,
             now,
             None if operator_id is None else now,
+            request.command.priority,
         )
 
     # -- closes --------------------------------------------------------------------------------
@@ -307,6 +358,7 @@ class Router:
                     assigned,
                     EventType.ASSIGNED,
                     Envelope(None, facts.correlation_id, facts.reply_to),
+                    DRAIN,
                 )
             await self.store.set_assigned(assignments, self.now)
             after_id = waiting[-1].id
@@ -314,7 +366,11 @@ class Router:
     # -- bookkeeping ---------------------------------------------------------------------------
 
     def _emit(
-        self, facts: InteractionFacts, event_type: EventType, envelope: Envelope
+        self,
+        facts: InteractionFacts,
+        event_type: EventType,
+        envelope: Envelope,
+        reason: AssignReason | None = None,
     ) -> PendingEvent:
         event, row = build_event(
             self.new_event_id(),
@@ -323,10 +379,19 @@ class Router:
             self.now,
             envelope.correlation_id,
             envelope.reply_to,
+            reason,
         )
         self._outbox_rows.append(row)
         self.outcome.events.append(event)
         return event
+
+    def _emit_merged(self, merge: LeadMerge, interaction_id: int, envelope: Envelope) -> None:
+        """`lead.merged`, stored with the interaction whose command revealed the merge."""
+        event, row = build_merged_event(
+            self.new_event_id(), merge, interaction_id, self.now, envelope.correlation_id
+        )
+        self._outbox_rows.append(row)
+        self.outcome.events.append(event)
 
     def _record(self, key: int, facts: InteractionFacts, event: PendingEvent) -> None:
         self.outcome.results[key] = Routed(

@@ -10,7 +10,17 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Protocol
 
-from routing.facts import InteractionFacts, NewInteraction, OperatorState, OutboxRow, StoredEvent
+from routing.facts import (
+    InteractionFacts,
+    NewContact,
+    NewInteraction,
+    NewLead,
+    OperatorState,
+    OutboxRow,
+    StoredEvent,
+)
+from routing.identity import KnownLead, LeadContacts, LeadMerge
+from schemas.contacts import Contact
 
 
 class RoutingStore(Protocol):
@@ -36,8 +46,27 @@ class RoutingStore(Protocol):
         self, source_ids: Iterable[int], after_id: int, limit: int
     ) -> list[InteractionFacts]: ...
 
-    async def upsert_leads(self, emails: Iterable[str]) -> dict[str, str]:
-        """Every e-mail's Lead uuid, creating the missing Leads."""
+    async def leads_of(
+        self, contacts: Iterable[Contact]
+    ) -> tuple[dict[Contact, str], dict[str, KnownLead]]:
+        """The lead of each stored contact among these, and those leads, locked until commit
+        against a concurrent merge and read after the lock (so the two agree). Raises
+        `LeadsChanged` (transient) if they keep moving under concurrent merges."""
+        ...
+
+    async def insert_leads(self, rows: Sequence[NewLead]) -> None: ...
+
+    async def insert_contacts(self, rows: Sequence[NewContact]) -> None:
+        """A contact another transaction inserted first raises (unique per kind and value);
+        the caller's retry then finds it."""
+        ...
+
+    async def show_contacts(self, shown: Mapping[str, LeadContacts]) -> None:
+        """Set existing leads' shown e-mail, phone and handle."""
+        ...
+
+    async def merge_leads(self, merges: Sequence[LeadMerge]) -> None:
+        """Move the merged leads' contacts and interactions to the survivor, then delete them."""
         ...
 
     async def insert_interactions(self, rows: Sequence[NewInteraction]) -> list[int]:

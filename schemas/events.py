@@ -1,4 +1,5 @@
-"""Outbound events on `interactions.events`, one model for all three types."""
+"""Outbound events on `interactions.events`: one model for an interaction's events, one for
+`lead.merged`."""
 
 from datetime import datetime
 from enum import StrEnum
@@ -16,6 +17,16 @@ class EventType(StrEnum):
     ASSIGNED = "interaction.assigned"
     WAITING = "interaction.waiting"
     CLOSED = "interaction.closed"
+    LEAD_MERGED = "lead.merged"
+
+
+class AssignReason(StrEnum):
+    """Why this operator (on `assigned` events)."""
+
+    WEIGHTED = "weighted"  # the weighted draw among candidates
+    STICKY = "sticky"  # the lead's previous operator
+    DRAIN = "drain"  # a waiting interaction given freed capacity
+    MANUAL = "manual"  # the API
 
 
 class InteractionEvent(BaseModel):
@@ -27,13 +38,38 @@ class InteractionEvent(BaseModel):
     type: EventType
     interaction_id: int
     lead_uuid: str
-    email: str
+    email: str | None
+    phone: str | None
+    handle: str | None
     source_id: int
     operator_id: int | None
     status: InteractionStatus
+    priority: int
+    reason: AssignReason | None
     message_id: str | None
     created_at: datetime
 
     @field_serializer("created_at")
     def _utc_z(self, value: datetime) -> str:
-        return value.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        return utc_z(value)
+
+
+class LeadMergedEvent(BaseModel):
+    """Leads that turned out to be one person: the oldest survives with every contact and
+    interaction of the others."""
+
+    model_config = ConfigDict(frozen=True)
+
+    event_id: str
+    type: EventType = EventType.LEAD_MERGED
+    lead_uuid: str
+    merged_lead_uuids: list[str]
+    created_at: datetime
+
+    @field_serializer("created_at")
+    def _utc_z(self, value: datetime) -> str:
+        return utc_z(value)
+
+
+def utc_z(value: datetime) -> str:
+    return value.strftime("%Y-%m-%dT%H:%M:%S.%fZ")

@@ -128,7 +128,10 @@ class Worker:
             DEAD_LETTER_EXCHANGE, ExchangeType.FANOUT, durable=True
         )
         publisher = EventPublisher(publish_channel, events, dlx)
-        config = PipelineConfig(self.settings.delivery_limit, self.settings.db_retry_attempts)
+        settings = self.settings
+        config = PipelineConfig(
+            settings.delivery_limit, settings.db_retry_attempts, settings.default_phone_region
+        )
         processor = BatchProcessor(
             transactions, publisher, self.rng, config, self.metrics, self.ledger
         )

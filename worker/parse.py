@@ -13,6 +13,7 @@ from pydantic import BaseModel, ValidationError
 from messaging.lenient_strings import invalid_utf8_property
 from routing.commands import CloseRequest, CreateRequest, Envelope
 from routing.outcomes import RefusalClass, Refused
+from schemas.contacts import PHONE_REGION
 from schemas.messages import PAYLOAD_LIMIT_BYTES, RAW_BODY, CloseInteraction, CreateInteraction
 from worker.reasons import error_summary, one_line
 
@@ -24,7 +25,7 @@ M = TypeVar("M", bound=BaseModel)
 
 
 def parse_command(
-    kind: CommandKind, key: int, body: bytes, envelope: Envelope
+    kind: CommandKind, key: int, body: bytes, envelope: Envelope, phone_region: str | None = None
 ) -> CreateRequest | CloseRequest | Refused:
     if len(body) > MAX_BODY_BYTES:
         return Refused(
@@ -38,7 +39,8 @@ def parse_command(
     except Exception as exc:  # JSONDecodeError, UnicodeDecodeError, ValueError (huge numbers)
         return Refused(one_line(f"body is not JSON: {exc}"), RefusalClass.NOT_JSON)
     if kind == "create":
-        create = _validate(CreateInteraction, document, {RAW_BODY: body})
+        context = {RAW_BODY: body, PHONE_REGION: phone_region}
+        create = _validate(CreateInteraction, document, context)
         return create if isinstance(create, Refused) else CreateRequest(key, create, envelope)
     close = _validate(CloseInteraction, document)
     return close if isinstance(close, Refused) else CloseRequest(key, close, envelope)
@@ -59,10 +61,15 @@ def _validate(model: type[M], document: Any, context: dict[str, Any] | None = No
 def summarise(exc: ValidationError) -> str:
     """pydantic's errors as one line: `email: value is not a valid email ...; source_id: ...`."""
     parts = [
-        f"{'.'.join(str(p) for p in error['loc']) or 'body'}: {error['msg']}"
+        f"{'.'.join(str(p) for p in error['loc']) or 'body'}: {_plain(error['msg'])}"
         for error in exc.errors(include_url=False, include_input=False, include_context=False)
     ]
     return one_line("; ".join(parts))
+
+
+def _plain(message: str) -> str:
+    """pydantic prefixes a validator's own words with its error type; the words are enough."""
+    return message.removeprefix("Value error, ")
 
 
 def envelope_refusal(

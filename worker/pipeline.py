@@ -45,6 +45,7 @@ class Delivery:
 class PipelineConfig:
     delivery_limit: int = 5
     db_retry_attempts: int = 6
+    phone_region: str | None = None  # DEFAULT_PHONE_REGION
 
 
 @dataclass
@@ -175,7 +176,8 @@ class BatchProcessor:
             )
             if refusal is not None:
                 return refusal
-            return parse_command(delivery.kind, key, message.body, self._envelope(message))
+            envelope, region = self._envelope(message), self.config.phone_region
+            return parse_command(delivery.kind, key, message.body, envelope, region)
         except Exception as exc:
             log.exception("could not read message", key=key)
             reason = one_line(f"could not read message: {error_summary(exc)}")

@@ -1,19 +1,21 @@
 """Interactions: HTTP ingress, list and detail, manual assignment and close (via the Router)."""
 
+import asyncio
 import uuid
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Body, Query, Response
 from pydantic import BaseModel, Field
 
 from api.deps import SessionDep, StateDep, UnitDep
 from api.docs import errors
 from api.models.interactions import (
+    CREATE_BODY_DOCS,
     Accepted,
     AssignRequest,
-    CreateInteractionBody,
     InteractionDetail,
     InteractionOut,
+    validate_create,
 )
 from api.routes.params import API_PREFIX, InteractionId, PageQuery, QueryId
 from api.routes.sources import existing_source
@@ -35,23 +37,51 @@ class InteractionQuery(BaseModel):
         return InteractionFilter(self.status, self.operator_id, self.source_id, self.message_id)
 
 
-@router.post("", status_code=202, response_model=Accepted, responses=errors(404, 503))
+@router.post(
+    "",
+    status_code=202,
+    response_model=Accepted | InteractionDetail,
+    responses={201: {"model": InteractionDetail}, **errors(404, 503)},
+    openapi_extra=CREATE_BODY_DOCS,
+)
 async def publish_interaction(
-    body: CreateInteractionBody, state: StateDep, session: SessionDep
-) -> Accepted:
+    raw: Annotated[Any, Body()],
+    state: StateDep,
+    session: SessionDep,
+    response: Response,
+    unit: UnitDep,
+    wait: Annotated[
+        int | None, Query(ge=1, le=30, description="seconds to wait for the outcome")
+    ] = None,
+) -> Accepted | InteractionDetail:
     """For bots that cannot speak AMQP: publishes an `interaction.create` for the worker.
 
     The answer's `message_id` is the AMQP message id, so the result can be found later with
-    `GET /interactions?message_id=...`. An unknown `source_id` is refused here with 404.
+    `GET /interactions?message_id=...`. An unknown `source_id` is refused here with 404. With
+    `?wait=S` the request waits up to S seconds for the worker's outcome and answers 201 with
+    the interaction (operator, status); if S passes first, 202 as without it.
     """
+    body = validate_create(raw, state.settings.default_phone_region)
     async with session.begin():
         await existing_source(session, body.source_id)
     message_id = uuid.uuid4().hex
-    await state.broker.publish_command(
-        CREATE_ROUTING_KEY, body.model_dump_json().encode(), message_id
-    )
-    state.metrics.ingress_published.inc()
-    return Accepted(message_id=message_id)
+    # What the bot sent, normalised: fields it left out stay out (the worker's defaults apply).
+    command = body.model_dump_json(exclude_unset=True).encode()
+    if wait is None:
+        await state.broker.publish_command(CREATE_ROUTING_KEY, command, message_id)
+        state.metrics.ingress_published.inc()
+        return Accepted(message_id=message_id)
+    outcome = state.broker.replies.expect(message_id)
+    try:
+        await state.broker.publish_command(CREATE_ROUTING_KEY, command, message_id, reply=True)
+        state.metrics.ingress_published.inc()
+        event = await asyncio.wait_for(asyncio.shield(outcome), wait)
+    except TimeoutError:
+        return Accepted(message_id=message_id)
+    finally:
+        state.broker.replies.forget(message_id)
+    response.status_code = 201
+    return InteractionDetail.model_validate(await unit.interaction_detail(event["interaction_id"]))
 
 
 @router.get("", response_model=list[InteractionOut])

@@ -1,4 +1,4 @@
-"""Leads, looked up by normalised e-mail, and a lead's interactions."""
+"""Leads, found by any contact (a phone in any format), and a lead's interactions."""
 
 import uuid
 from typing import Annotated
@@ -6,7 +6,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from pydantic import TypeAdapter, ValidationError
 
-from api.deps import SessionDep
+from api.deps import SessionDep, StateDep
 from api.docs import errors
 from api.models.common import NotFound
 from api.models.interactions import InteractionOut
@@ -14,16 +14,22 @@ from api.models.leads import LeadOut
 from api.routes.params import API_PREFIX, PageQuery
 from db.repositories.interactions import InteractionCRUD, InteractionFilter
 from db.repositories.leads import LeadCRUD
+from schemas.contacts import PHONE_REGION, Contact, ContactKind, LeadHandle, LeadPhone
 from schemas.email import LeadEmail
 
 router = APIRouter(prefix=f"{API_PREFIX}/leads", tags=["leads"])
-_email = TypeAdapter(LeadEmail)
+_NORMAL_FORMS: dict[ContactKind, TypeAdapter[str]] = {
+    ContactKind.EMAIL: TypeAdapter(LeadEmail),
+    ContactKind.PHONE: TypeAdapter(LeadPhone),
+    ContactKind.HANDLE: TypeAdapter(LeadHandle),
+}
 
 
-def _normalised(email: str) -> str | None:
-    """The stored form of the address, or None when no lead can have it."""
+def _contact(kind: ContactKind, raw: str, phone_region: str | None) -> Contact | None:
+    """The stored form of what was asked for, or None when no lead can have it."""
+    adapter = _NORMAL_FORMS[kind]
     try:
-        return _email.validate_python(email)
+        return Contact(kind, adapter.validate_python(raw, context={PHONE_REGION: phone_region}))
     except ValidationError:
         return None
 
@@ -31,19 +37,48 @@ def _normalised(email: str) -> str | None:
 @router.get("", response_model=list[LeadOut])
 async def list_leads(
     session: SessionDep,
+    state: StateDep,
     page: PageQuery,
     email: Annotated[
         str | None, Query(max_length=320, description="matched trimmed and lower-cased")
     ] = None,
+    phone: Annotated[
+        str | None, Query(max_length=64, description="any format; compared in E.164")
+    ] = None,
+    handle: Annotated[str | None, Query(max_length=200, description="compared exactly")] = None,
 ) -> list[LeadOut]:
-    """All leads, or the one with this e-mail (an empty list when there is none)."""
+    """All leads, or the one with this contact (an empty list when there is none)."""
+    asked = [
+        (kind, value)
+        for kind, value in (
+            (ContactKind.EMAIL, email),
+            (ContactKind.PHONE, phone),
+            (ContactKind.HANDLE, handle),
+        )
+        if value is not None
+    ]
     async with session.begin():
-        if email is None:
-            leads = list(await LeadCRUD(session).list(page.limit, page.offset))
-        else:
-            normalised = _normalised(email)
-            leads = await LeadCRUD(session).find_by_email(normalised) if normalised else []
-    return [LeadOut.model_validate(lead) for lead in leads]
+        crud = LeadCRUD(session)
+        if not asked:
+            return [
+                LeadOut.model_validate(lead) for lead in await crud.list(page.limit, page.offset)
+            ]
+        found: dict[str, LeadOut] = {}
+        for kind, value in asked:
+            contact = _contact(kind, value, state.settings.default_phone_region)
+            for lead in await crud.find_by_contact(contact) if contact else []:
+                found.setdefault(lead.uuid, LeadOut.model_validate(lead))
+    return list(found.values())
+
+
+@router.get("/{lead_uuid}", response_model=LeadOut, responses=errors(404))
+async def get_lead(lead_uuid: uuid.UUID, session: SessionDep) -> LeadOut:
+    """A lead merged into another is gone: 404 (its interactions are the survivor's)."""
+    async with session.begin():
+        lead = await LeadCRUD(session).get_by_uuid(str(lead_uuid))
+        if lead is None:
+            raise NotFound(f"lead {lead_uuid} not found")
+        return LeadOut.model_validate(lead)
 
 
 @router.get("/{lead_uuid}/interactions", response_model=list[InteractionOut], responses=errors(404))

@@ -1,10 +1,9 @@
 """Alembic environment: runs migrations through the same async engine factory as the app."""
 
 import asyncio
-
-from alembic import context
 from typing import Any
 
+from alembic import context
 from sqlalchemy import Connection, event
 
 from db.models import Base
@@ -36,6 +35,7 @@ async def _run_async() -> None:
         @event.listens_for(engine.sync_engine, "connect")
         def _foreign_keys_off(dbapi_connection: Any, _record: Any) -> None:
             dbapi_connection.cursor().execute("PRAGMA foreign_keys=OFF")
+
     try:
         async with engine.connect() as connection:
             await connection.run_sync(_run)

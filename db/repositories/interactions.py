@@ -13,6 +13,7 @@ from db.models import Interaction, Lead
 from db.repositories.operators import OperatorCRUD
 from db.types import utcnow
 from routing.facts import InteractionFacts, NewInteraction
+from routing.identity import SHOWN_CONTACTS
 from schemas.events import InteractionStatus
 
 ASSIGNED, WAITING, CLOSED = (
@@ -34,7 +35,7 @@ class InteractionFilter:
 
 # In the order of `InteractionFacts`'s fields, which is built from these rows positionally.
 _FACT_COLUMNS = tuple(
-    Lead.email if f.name == "email" else getattr(Interaction, f.name)
+    getattr(Lead if f.name in SHOWN_CONTACTS else Interaction, f.name)
     for f in fields(InteractionFacts)
 )
 
@@ -103,7 +104,7 @@ class InteractionCRUD:
             select(Interaction)
             .where(Interaction.id == interaction_id)
             .options(
-                selectinload(Interaction.lead),
+                selectinload(Interaction.lead).selectinload(Lead.contacts),
                 selectinload(Interaction.source),
                 selectinload(Interaction.operator),
             )

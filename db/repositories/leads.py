@@ -1,14 +1,19 @@
-"""LeadCRUD: find-or-create by normalised e-mail, one at a time or a whole batch at once."""
+"""LeadCRUD: leads and the contacts that identify them, one at a time (API, spec) or a batch
+at once (the router's `RoutingStore` on SQLAlchemy)."""
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
-from sqlalchemy import select
+from sqlalchemy import delete, insert, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import selectinload
 
-from db.models import Lead
+from db.models import Interaction, Lead, LeadContact
 from db.repositories.dialect_insert import insert_ignoring_conflicts
 from db.types import utcnow
-from db.uuids import new_uuids
+from routing.facts import NewContact, NewLead
+from routing.identity import KnownLead, LeadContacts, LeadMerge, LeadsChanged
+from routing.uuids import new_uuids
+from schemas.contacts import Contact, ContactKind
 from schemas.email import normalise_email
 
 
@@ -16,53 +21,113 @@ class LeadCRUD:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
+    # -- the router's batch statements ---------------------------------------------------------
+    async def owners(self, contacts: Iterable[Contact]) -> dict[Contact, str]:
+        wanted = {(c.kind.value, c.value) for c in contacts}
+        if not wanted:
+            return {}
+        stmt = select(LeadContact.kind, LeadContact.value, LeadContact.lead_uuid).where(
+            tuple_(LeadContact.kind, LeadContact.value).in_(sorted(wanted))
+        )
+        rows = await self.session.execute(stmt)
+        return {Contact(ContactKind(kind), value): lead for kind, value, lead in rows}
+
+    async def locked_owners(
+        self, contacts: Iterable[Contact], attempts: int = 3
+    ) -> tuple[dict[Contact, str], dict[str, KnownLead]]:
+        """Owners read, their leads locked, owners read again: a concurrent merge may have moved
+        a contact to another lead (or deleted one we saw) before we held the lock."""
+        wanted = list(contacts)
+        owners = await self.owners(wanted)
+        if not owners:  # all new: a racing insert of one of them fails on its unique index
+            return {}, {}
+        for _ in range(attempts):
+            leads = await self.lock(set(owners.values()))
+            fresh = await self.owners(wanted)  # READ COMMITTED: a new snapshot, after the locks
+            if fresh == owners and leads.keys() >= set(owners.values()):
+                return owners, leads
+            owners = fresh
+        raise LeadsChanged(f"leads of {len(wanted)} contacts kept moving under concurrent merges")
+
+    async def lock(self, lead_uuids: Iterable[str]) -> dict[str, KnownLead]:
+        """`FOR UPDATE` in uuid order (PostgreSQL): merges of overlapping leads serialise."""
+        wanted = sorted(set(lead_uuids))
+        if not wanted:
+            return {}
+        stmt = (
+            select(Lead.uuid, Lead.created_at, Lead.email, Lead.phone, Lead.handle)
+            .where(Lead.uuid.in_(wanted))
+            .order_by(Lead.uuid)
+            .with_for_update()
+        )
+        rows = await self.session.execute(stmt)
+        return {
+            uuid: KnownLead(uuid, created_at, LeadContacts(email, phone, handle))
+            for uuid, created_at, email, phone, handle in rows
+        }
+
+    async def insert_many(self, rows: Sequence[NewLead]) -> None:
+        if rows:
+            await self.session.execute(insert(Lead), [row._asdict() for row in rows])
+
+    async def insert_contacts(self, rows: Sequence[NewContact]) -> None:
+        if rows:
+            await self.session.execute(insert(LeadContact), [row._asdict() for row in rows])
+
+    async def show(self, shown: Mapping[str, LeadContacts]) -> None:
+        for uuid, contacts in shown.items():
+            await self.session.execute(
+                update(Lead)
+                .where(Lead.uuid == uuid)
+                .values(email=contacts.email, phone=contacts.phone, handle=contacts.handle)
+            )
+
+    async def merge(self, merges: Sequence[LeadMerge]) -> None:
+        for merge in merges:
+            merged = list(merge.merged)
+            for model in (LeadContact, Interaction):
+                await self.session.execute(
+                    update(model)
+                    .where(model.lead_uuid.in_(merged))
+                    .values(lead_uuid=merge.survivor)
+                    .execution_options(synchronize_session=False)
+                )
+            await self.session.execute(delete(Lead).where(Lead.uuid.in_(merged)))
+
+    # -- one lead at a time --------------------------------------------------------------------
     async def get_or_create_by_email(self, email: str) -> Lead:
-        """Race-safe: two workers creating the same e-mail end with one Lead."""
-        email = normalise_email(email)
-        await self.upsert_many([email])
-        lead = await self._get_by_email(email)
+        """The spec's method. Race-safe: two workers creating the same e-mail end with one Lead
+        (the contact is unique; the loser's insert does nothing and it reads the winner's)."""
+        contact = Contact(ContactKind.EMAIL, normalise_email(email))
+        owner = (await self.owners([contact])).get(contact)
+        if owner is None:
+            uuid, now = new_uuids(1)[0], utcnow()
+            await self.insert_many([NewLead(uuid, contact.value, None, None, now)])
+            stmt = insert_ignoring_conflicts(self.session, LeadContact.__table__, ["kind", "value"])
+            row = NewContact(uuid, ContactKind.EMAIL.value, contact.value, now)
+            await self.session.execute(stmt, [row._asdict()])
+            owner = (await self.owners([contact]))[contact]
+            if owner != uuid:
+                await self.session.execute(delete(Lead).where(Lead.uuid == uuid))
+        lead = await self.session.get(Lead, owner)
         assert lead is not None
         return lead
 
-    async def upsert_many(self, emails: Iterable[str]) -> dict[str, str]:
-        """Map every e-mail to its Lead's uuid, creating the missing Leads.
-
-        Known leads are read first (most contacts come back), the rest inserted with ON CONFLICT
-        DO NOTHING; only if another worker won a race for one of them is it read again.
-        """
-        unique = sorted(set(emails))
-        found = await self._uuids_of(unique)
-        missing = [e for e in unique if e not in found]
-        if missing:
-            now, fresh = utcnow(), dict(zip(missing, new_uuids(len(missing)), strict=True))
-            rows = [{"uuid": u, "email": e, "created_at": now} for e, u in fresh.items()]
-            stmt = insert_ignoring_conflicts(self.session, Lead.__table__, ["email"])
-            inserted = await self.session.execute(stmt, rows)
-            raced = inserted.rowcount != len(rows)  # type: ignore[attr-defined]
-            found.update(await self._uuids_of(missing) if raced else fresh)
-        return found
-
-    async def _uuids_of(self, emails: Sequence[str]) -> dict[str, str]:
-        if not emails:
-            return {}
-        result = await self.session.execute(
-            select(Lead.email, Lead.uuid).where(Lead.email.in_(emails))
-        )
-        return {email: lead_uuid for email, lead_uuid in result}
-
-    async def _get_by_email(self, email: str) -> Lead | None:
-        result = await self.session.execute(
-            select(Lead).where(Lead.email == normalise_email(email))
-        )
-        return result.scalar_one_or_none()
-
     async def get_by_uuid(self, lead_uuid: str) -> Lead | None:
-        return await self.session.get(Lead, lead_uuid)
+        stmt = select(Lead).where(Lead.uuid == lead_uuid).options(selectinload(Lead.contacts))
+        return (await self.session.execute(stmt)).scalar_one_or_none()
 
-    async def find_by_email(self, email: str) -> list[Lead]:
-        lead = await self._get_by_email(email)
+    async def find_by_contact(self, contact: Contact) -> list[Lead]:
+        owner = (await self.owners([contact])).get(contact)
+        lead = None if owner is None else await self.get_by_uuid(owner)
         return [lead] if lead is not None else []
 
     async def list(self, limit: int, offset: int) -> Sequence[Lead]:
-        stmt = select(Lead).order_by(Lead.created_at, Lead.uuid).limit(limit).offset(offset)
+        stmt = (
+            select(Lead)
+            .options(selectinload(Lead.contacts))
+            .order_by(Lead.created_at, Lead.uuid)
+            .limit(limit)
+            .offset(offset)
+        )
         return (await self.session.scalars(stmt)).all()

@@ -11,7 +11,17 @@ from db.repositories.leads import LeadCRUD
 from db.repositories.operators import OperatorCRUD
 from db.repositories.outbox import OutboxCRUD
 from db.repositories.weights import SourceOperatorSettingCRUD
-from routing.facts import InteractionFacts, NewInteraction, OperatorState, OutboxRow, StoredEvent
+from routing.facts import (
+    InteractionFacts,
+    NewContact,
+    NewInteraction,
+    NewLead,
+    OperatorState,
+    OutboxRow,
+    StoredEvent,
+)
+from routing.identity import KnownLead, LeadContacts, LeadMerge
+from schemas.contacts import Contact
 
 
 class OrmRoutingStore:
@@ -23,6 +33,7 @@ class OrmRoutingStore:
         self.outbox = OutboxCRUD(session)
         self.settings = SourceOperatorSettingCRUD(session)
         self.operators = OperatorCRUD(session)
+        self.leads = LeadCRUD(session)
 
     async def sources_served_by(self, operator_ids: Iterable[int]) -> set[int]:
         return await self.settings.sources_served_by(operator_ids)
@@ -49,8 +60,22 @@ class OrmRoutingStore:
     ) -> list[InteractionFacts]:
         return await self.interactions.oldest_waiting(source_ids, after_id, limit)
 
-    async def upsert_leads(self, emails: Iterable[str]) -> dict[str, str]:
-        return await LeadCRUD(self.session).upsert_many(emails)
+    async def leads_of(
+        self, contacts: Iterable[Contact]
+    ) -> tuple[dict[Contact, str], dict[str, KnownLead]]:
+        return await self.leads.locked_owners(contacts)
+
+    async def insert_leads(self, rows: Sequence[NewLead]) -> None:
+        await self.leads.insert_many(rows)
+
+    async def insert_contacts(self, rows: Sequence[NewContact]) -> None:
+        await self.leads.insert_contacts(rows)
+
+    async def show_contacts(self, shown: Mapping[str, LeadContacts]) -> None:
+        await self.leads.show(shown)
+
+    async def merge_leads(self, merges: Sequence[LeadMerge]) -> None:
+        await self.leads.merge(merges)
 
     async def insert_interactions(self, rows: Sequence[NewInteraction]) -> list[int]:
         return await self.interactions.insert_many(rows)

@@ -15,8 +15,17 @@ from datetime import UTC, datetime
 from typing import Any
 
 from db.types import sqlite_time
-from db.uuids import new_uuids
-from routing.facts import InteractionFacts, NewInteraction, OperatorState, OutboxRow, StoredEvent
+from routing.facts import (
+    InteractionFacts,
+    NewContact,
+    NewInteraction,
+    NewLead,
+    OperatorState,
+    OutboxRow,
+    StoredEvent,
+)
+from routing.identity import SHOWN_CONTACTS, KnownLead, LeadContacts, LeadMerge
+from schemas.contacts import Contact, ContactKind
 from schemas.events import EventType, InteractionStatus
 
 # Lists are bound as one JSON array (`IN (SELECT value FROM json_each(?))`), so a statement's
@@ -25,7 +34,8 @@ JSON_LIST = "SELECT value FROM json_each(?)"
 # Multi-row INSERTs, not `executemany`: the sqlite3 module releases and re-takes the GIL around
 # every row it steps, and each re-take can wait a whole switch interval behind the busy event
 # loop thread. Rows go in chunks of powers of two (37 = 32 + 4 + 1), so at most nine statement
-# texts per table exist, all of them cached (compiling a 256-row INSERT costs more than running it: bench/README.md).
+# texts per table exist, all of them cached (compiling a 256-row INSERT costs more than
+# running it: bench/README.md).
 INSERT_CHUNK = 256
 
 
@@ -40,10 +50,11 @@ _FACT_NAMES = _names(InteractionFacts)
 _FACT_COLUMNS = ", ".join(_FACT_NAMES)
 _FACTS = (
     "SELECT "
-    + ", ".join(("l." if name == "email" else "i.") + name for name in _FACT_NAMES)
+    + ", ".join(("l." if name in SHOWN_CONTACTS else "i.") + name for name in _FACT_NAMES)
     + " FROM interactions i JOIN leads l ON l.uuid = i.lead_uuid"
 )
 _STATUS_AT = _FACT_NAMES.index("status")
+
 # A dict lookup turns stored text into the enum at a fraction of the enum call's cost.
 _STATUS = {status.value: status for status in InteractionStatus}
 _OPERATOR_COLUMNS = ", ".join(_names(OperatorState))
@@ -158,18 +169,56 @@ class SqliteRoutingStore:
         params = (_json_list(source_ids), after_id, limit)
         return [_facts(row) for row in self._select(sql, params, _FACT_COLUMNS)]
 
-    async def upsert_leads(self, emails: Iterable[str]) -> dict[str, str]:
-        """Known leads read, the rest inserted: the write lock rules out a racing insert."""
-        wanted = set(emails)
-        sql = "SELECT email, uuid FROM leads WHERE email IN ({})"
-        found = dict(self._rows_in(sql, wanted, "email, uuid"))
-        missing = sorted(wanted - found.keys())
-        fresh = dict(zip(missing, new_uuids(len(missing)), strict=True))
-        if fresh:
-            now = sqlite_time(datetime.now(UTC))
-            values = [v for email, lead_uuid in fresh.items() for v in (lead_uuid, email, now)]
-            self._insert("leads", ("uuid", "email", "created_at"), values)
-        return found | fresh
+    async def leads_of(
+        self, contacts: Iterable[Contact]
+    ) -> tuple[dict[Contact, str], dict[str, KnownLead]]:
+        """No row locks on SQLite: the runner's BEGIN IMMEDIATE already holds the write lock,
+        so what is read stays true until the commit."""
+        owners = self._owners(contacts)
+        return owners, self._leads(set(owners.values()))
+
+    def _owners(self, contacts: Iterable[Contact]) -> dict[Contact, str]:
+        """One indexed statement per kind present (the unique index is on kind, value)."""
+        by_kind: dict[ContactKind, list[str]] = {}
+        for contact in contacts:
+            by_kind.setdefault(contact.kind, []).append(contact.value)
+        owners: dict[Contact, str] = {}
+        for kind, values in by_kind.items():
+            sql = (
+                "SELECT value, lead_uuid FROM lead_contacts "
+                f"WHERE kind = '{kind.value}' AND value IN ({{}})"
+            )
+            for value, lead in self._rows_in(sql, values, "value, lead_uuid"):
+                owners[Contact(kind, value)] = lead
+        return owners
+
+    def _leads(self, lead_uuids: Iterable[str]) -> dict[str, KnownLead]:
+        sql = "SELECT uuid, created_at, email, phone, handle FROM leads WHERE uuid IN ({})"
+        rows = self._rows_in(sql, lead_uuids, "uuid, created_at, email, phone, handle")
+        return {
+            uuid: KnownLead(uuid, _utc(created_at), LeadContacts(email, phone, handle))
+            for uuid, created_at, email, phone, handle in rows
+        }
+
+    async def insert_leads(self, rows: Sequence[NewLead]) -> None:
+        values = [v for row in rows for v in (*row[:-1], sqlite_time(row.created_at))]
+        self._insert("leads", NewLead._fields, values)
+
+    async def insert_contacts(self, rows: Sequence[NewContact]) -> None:
+        values = [v for row in rows for v in (*row[:-1], sqlite_time(row.created_at))]
+        self._insert("lead_contacts", NewContact._fields, values)
+
+    async def show_contacts(self, shown: Mapping[str, LeadContacts]) -> None:
+        self.db.executemany(
+            "UPDATE leads SET email = ?, phone = ?, handle = ? WHERE uuid = ?",
+            [(c.email, c.phone, c.handle, uuid) for uuid, c in shown.items()],
+        )
+
+    async def merge_leads(self, merges: Sequence[LeadMerge]) -> None:
+        moves = [(m.survivor, merged) for m in merges for merged in m.merged]
+        for table in ("lead_contacts", "interactions"):
+            self.db.executemany(f"UPDATE {table} SET lead_uuid = ? WHERE lead_uuid = ?", moves)
+        self.db.executemany("DELETE FROM leads WHERE uuid = ?", [(old,) for _, old in moves])
 
     async def insert_interactions(self, rows: Sequence[NewInteraction]) -> list[int]:
         """Ids after the current maximum: nobody else can insert while the runner holds the lock."""
@@ -240,6 +289,10 @@ def _facts(row: list[Any]) -> InteractionFacts:
     return InteractionFacts(*row)
 
 
+def _utc(stored: str) -> datetime:
+    return datetime.fromisoformat(stored).replace(tzinfo=UTC)
+
+
 def _operator_state(row: list[Any]) -> OperatorState:
     row[_ACTIVE_AT] = bool(row[_ACTIVE_AT])  # stored as 0/1
     return OperatorState(*row)
@@ -268,6 +321,7 @@ def interaction_values(ids: Sequence[int], rows: Sequence[NewInteraction]) -> li
                 row.reply_to,
                 time(row.created_at),
                 time(row.assigned_at),
+                row.priority,
             )
         )
     return values

@@ -14,7 +14,9 @@ Sessions = async_sessionmaker[AsyncSession]
 
 BAD_CREATES = [
     pytest.param(b"{not json", "body is not JSON", id="not-json"),
-    pytest.param(b'{"source_id": 1}', "email: Field required", id="wrong-shape"),
+    pytest.param(
+        b'{"source_id": 1}', "at least one of email, phone, handle is required", id="wrong-shape"
+    ),
     pytest.param(
         b'{"email": "nobody", "source_id": 1}', "invalid CreateInteraction: email", id="bad-email"
     ),

@@ -1,10 +1,12 @@
-"""LeadCRUD.get_or_create_by_email is race-safe: concurrent creators end with one Lead."""
+"""LeadCRUD: get_or_create_by_email is race-safe (one Lead however many creators), and the
+router's batch read maps stored contacts to their leads."""
 
 import asyncio
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from db.repositories.leads import LeadCRUD
+from schemas.contacts import Contact, ContactKind
 from tests.support import seed
 
 
@@ -22,14 +24,16 @@ async def test_concurrent_get_or_create_makes_one_lead(
     assert await seed.lead_emails(sessions) == ["race@example.com"]
 
 
-async def test_upsert_many_maps_known_and_new_emails(
+async def test_locked_owners_map_known_contacts_and_leave_new_ones_out(
     sessions: async_sessionmaker[AsyncSession],
 ) -> None:
+    email = Contact(ContactKind.EMAIL, "a@example.com")
+    phone = Contact(ContactKind.PHONE, "+79991234567")
     async with sessions() as session, session.begin():
-        first = await LeadCRUD(session).upsert_many(["a@example.com", "b@example.com"])
+        lead = await LeadCRUD(session).get_or_create_by_email("A@example.com")
     async with sessions() as session, session.begin():
-        second = await LeadCRUD(session).upsert_many(["b@example.com", "c@example.com"])
+        owners, leads = await LeadCRUD(session).locked_owners([email, phone])
 
-    assert second["b@example.com"] == first["b@example.com"]
-    assert set(second) == {"b@example.com", "c@example.com"}
-    assert await seed.lead_emails(sessions) == ["a@example.com", "b@example.com", "c@example.com"]
+    assert owners == {email: lead.uuid}
+    assert leads[lead.uuid].shown.email == "a@example.com"
+    assert await seed.lead_emails(sessions) == ["a@example.com"]

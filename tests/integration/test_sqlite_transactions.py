@@ -27,7 +27,7 @@ from db.sqlite_transactions import SqliteTransactionRunner, run_to_completion
 from db.transactions import SessionTransactionRunner, TransactionRunner, open_transaction_runner
 from db.wal_checkpointer import LANE_AUTOCHECKPOINT_PAGES, WalCheckpointer
 from routing.commands import CloseRequest, CreateRequest, Envelope
-from routing.facts import NewInteraction
+from routing.facts import NewInteraction, NewLead
 from routing.outcomes import Routed, RoutingOutcome
 from routing.router import Router
 from routing.store import RoutingStore
@@ -177,7 +177,8 @@ async def test_a_failing_transaction_leaves_nothing_and_the_lane_goes_on(sqlite_
         async with open_transaction_runner(sqlite_url, sessions) as runner:
 
             async def half_done(store: RoutingStore) -> None:
-                await store.upsert_leads(["someone@example.com"])
+                row = NewLead("u-1", "someone@example.com", None, None, datetime.now(UTC))
+                await store.insert_leads([row])
                 raise RuntimeError("after the first write")
 
             with pytest.raises(RuntimeError, match="after the first write"):
@@ -214,7 +215,9 @@ def test_a_locked_sqlite_database_is_retried_a_broken_statement_is_not() -> None
 def test_sqlite_errors_wrapped_by_sqlalchemy_are_classified_the_same() -> None:
     """The API's SQLite sessions raise the same driver errors inside SQLAlchemy's wrappers."""
     locked, bad = sqlite3.OperationalError("database is locked"), sqlite3.OperationalError("no")
-    raced = sqlite3.IntegrityError("UNIQUE constraint failed: leads.email")
+    raced = sqlite3.IntegrityError(
+        "UNIQUE constraint failed: lead_contacts.kind, lead_contacts.value"
+    )
     assert is_transient(sa_exc.OperationalError("BEGIN", {}, locked))
     assert is_transient(sa_exc.IntegrityError("INSERT", {}, raced))
     assert not is_transient(sa_exc.OperationalError("SELECT", {}, bad))
@@ -223,11 +226,22 @@ def test_sqlite_errors_wrapped_by_sqlalchemy_are_classified_the_same() -> None:
 def test_inserts_stay_within_a_small_limit_on_bound_variables(sqlite_url: str) -> None:
     """SQLite before 3.32 binds at most 999 variables; a batch's INSERT must split to fit."""
     connection = sqlite3.connect(make_url(sqlite_url).database or "", isolation_level=None)
-    connection.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 40)  # 3 rows of 12 columns
+    connection.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 40)  # 3 rows of 13 columns
     now = datetime.now(UTC)
     rows = [
         NewInteraction(
-            "u", 1, None, InteractionStatus.WAITING, True, {"n": n}, f"m-{n}", None, None, now, None
+            "u",
+            1,
+            None,
+            InteractionStatus.WAITING,
+            True,
+            {"n": n},
+            f"m-{n}",
+            None,
+            None,
+            now,
+            None,
+            0,
         )
         for n in range(37)
     ]

@@ -1,6 +1,10 @@
 """AMQP_URL as a node list: parsing, validation at start, masking; quorum queue arguments."""
 
+import re
+from pathlib import Path
+
 import pytest
+import yaml  # type: ignore[import-untyped]
 from pydantic import ValidationError
 
 from messaging.nodes import parse_nodes, where
@@ -100,3 +104,20 @@ def test_broker_major_version() -> None:
     assert broker_major_version("3.10.8") == 3
     assert broker_major_version("4.0.0-rc.1") == 4
     assert broker_major_version("") == 0
+
+
+def test_the_compose_cluster_profile_lists_its_three_nodes_everywhere() -> None:
+    """worker-cluster and api-cluster get every node of the profile, which the nodes' peer
+    discovery file lists too (docker-compose.yml is validated, not run, in CI)."""
+    root = Path(__file__).resolve().parents[2]
+    text = re.sub(r"\$\{\w+:-([^}]*)\}", r"\1", (root / "docker-compose.yml").read_text())
+    services = yaml.safe_load(text)["services"]
+    nodes = sorted(name for name, s in services.items() if "cluster" in s.get("profiles", []))
+    assert nodes == ["api-cluster", "rabbitmq-1", "rabbitmq-2", "rabbitmq-3", "worker-cluster"]
+    for client in ("worker-cluster", "api-cluster"):
+        url = services[client]["environment"]["AMQP_URL"]
+        assert [where(n) for n in parse_nodes(url)] == [f"rabbitmq-{n}:5672" for n in (1, 2, 3)]
+    peers = (root / "deploy" / "rabbitmq-cluster.conf").read_text()
+    for n in (1, 2, 3):
+        assert services[f"rabbitmq-{n}"]["hostname"] == f"rabbitmq-{n}"
+        assert f"classic_config.nodes.{n} = rabbit@rabbitmq-{n}" in peers

@@ -51,7 +51,7 @@ def test_payload_is_optional() -> None:
     [
         (b"not json", "body is not JSON"),
         (b"\xff\xfe", "body is not JSON"),
-        ({"source_id": 1}, "email: Field required"),
+        ({"source_id": 1}, "body: at least one of email, phone, handle is required"),
         ({"email": "a@example.com", "source_id": "x"}, "source_id"),
         ({"email": "a@example.com", "source_id": 0}, "source_id"),
         ({"email": "nope", "source_id": 1}, "email"),

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from sqlalchemy import JSON, Boolean, Table
 from sqlalchemy.dialects import sqlite
 
-from db.models import Interaction, Operator, OutboxEvent
+from db.models import Interaction, Lead, LeadContact, Operator, OutboxEvent
 from db.routing_store.sqlite import (
     INTERACTION_COLUMNS,
     OUTBOX_COLUMNS,
@@ -17,7 +17,16 @@ from db.routing_store.sqlite import (
     outbox_values,
 )
 from db.types import StatusText, UTCDateTime, sqlite_time
-from routing.facts import InteractionFacts, NewInteraction, OperatorState, OutboxRow, StoredEvent
+from routing.facts import (
+    InteractionFacts,
+    NewContact,
+    NewInteraction,
+    NewLead,
+    OperatorState,
+    OutboxRow,
+    StoredEvent,
+)
+from routing.identity import SHOWN_CONTACTS
 from schemas.events import InteractionStatus
 
 MOMENT = datetime(2024, 5, 6, 7, 8, 9, 123456, tzinfo=timezone(timedelta(hours=3)))
@@ -51,7 +60,10 @@ def test_every_row_field_is_a_column_of_its_table() -> None:
     assert interaction.keys() - set(INTERACTION_COLUMNS) == {"closed_at"}  # set when closed
     assert set(OUTBOX_COLUMNS) <= outbox.keys()
     assert outbox.keys() - set(OUTBOX_COLUMNS) == {"id", "published_at"}
-    assert {f.name for f in fields(InteractionFacts)} - interaction.keys() == {"email"}
+    shown = {f.name for f in fields(InteractionFacts)} - interaction.keys()
+    assert shown == set(SHOWN_CONTACTS) and shown <= columns(Lead).keys()
+    assert set(NewLead._fields) == columns(Lead).keys()
+    assert set(NewContact._fields) == columns(LeadContact).keys() - {"id"}
     assert {f.name for f in fields(OperatorState)} <= columns(Operator).keys()
     assert {f.name for f in fields(StoredEvent)} <= outbox.keys()
 
@@ -59,7 +71,7 @@ def test_every_row_field_is_a_column_of_its_table() -> None:
 def test_interaction_values_put_each_value_under_its_column() -> None:
     row = NewInteraction(
         "lead-uuid", 11, 22, InteractionStatus.WAITING, True, {"a": [1, "ü"]}, "m-1", "c-1",
-        "r-1", MOMENT, MOMENT + timedelta(seconds=1),
+        "r-1", MOMENT, MOMENT + timedelta(seconds=1), 7,
     )  # fmt: skip
     values = interaction_values([7], [row])
     types = columns(Interaction)

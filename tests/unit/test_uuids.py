@@ -6,7 +6,7 @@ import uuid
 
 import pytest
 
-from db.uuids import FIRST_CHUNK, UuidSource, new_uuids
+from routing.uuids import FIRST_CHUNK, UuidSource, new_uuids
 
 
 def test_new_uuids_are_distinct_version_7_with_the_current_time() -> None:
