@@ -1,8 +1,9 @@
-"""The cluster tests' fixtures: one throwaway 3-node RabbitMQ cluster per test session.
+"""The cluster tests' fixtures: one throwaway 3-node RabbitMQ cluster for all of tests/cluster.
 
 Started on first use (~11 s for the nodes, ~2-3 s per join), healed before each test (a node a
-test killed or stopped is started again and rejoins), torn down at the end of the session even
-when a test failed. Run only these tests with `pytest -m cluster`.
+test killed or stopped is started again and rejoins), torn down after the last cluster test
+even when one failed, so the rest of the suite does not share the machine with idle nodes.
+Run only these tests with `pytest -m cluster`.
 """
 
 import contextlib
@@ -22,7 +23,7 @@ Sessions = async_sessionmaker[AsyncSession]
 MEASUREMENTS = pytest.StashKey[list[dict[str, Any]]]()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")  # one for all of tests/cluster, stopped as soon as it is done
 def rabbit_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ThrowawayCluster]:
     problem = missing_prerequisite()
     if problem:

@@ -37,6 +37,13 @@ LEADROUTER = str(Path(sys.executable).with_name("leadrouter"))
 SECRET = "s3cr3t-pw"
 LOOPBACK = "127.0.0.1"
 BIND_VARIABLES = ("API_BIND", "RABBITMQ_BIND", "RABBITMQ_MANAGEMENT_BIND")
+# Every published port (the `cluster` profile's too: the cluster's management UI and its API).
+PUBLISHED = {
+    "rabbitmq": [LOOPBACK, LOOPBACK],
+    "api": [LOOPBACK],
+    "rabbitmq-1": [LOOPBACK],
+    "api-cluster": [LOOPBACK],
+}
 
 
 # --- docker-compose.yml: published ports --------------------------------------------------
@@ -77,14 +84,14 @@ def test_compose_publishes_every_port_on_loopback_only(env_file: str | None) -> 
     env = _env_file(ROOT / env_file) if env_file else {}
     config = yaml.safe_load(_interpolate((ROOT / "docker-compose.yml").read_text(), env))
     published = _host_ips(config)
-    assert set(published) == {"rabbitmq", "api"}  # postgres and the workers: not at all
-    assert published == {"rabbitmq": [LOOPBACK, LOOPBACK], "api": [LOOPBACK]}
+    assert set(published) == set(PUBLISHED)  # postgres and the workers: not at all
+    assert published == PUBLISHED
 
 
 def test_compose_opens_a_port_only_when_asked() -> None:
     env = {"API_BIND": "0.0.0.0"}
     config = yaml.safe_load(_interpolate((ROOT / "docker-compose.yml").read_text(), env))
-    assert _host_ips(config) == {"rabbitmq": [LOOPBACK, LOOPBACK], "api": ["0.0.0.0"]}
+    assert _host_ips(config) == {**PUBLISHED, "api": ["0.0.0.0"], "api-cluster": ["0.0.0.0"]}
 
 
 @pytest.mark.parametrize("env_file", [None, ".env.example"])
@@ -105,7 +112,7 @@ def test_docker_compose_config_agrees(env_file: str | None, tmp_path: Path) -> N
         check=True,
     )
     published = _host_ips(yaml.safe_load(result.stdout))
-    assert published == {"rabbitmq": [LOOPBACK, LOOPBACK], "api": [LOOPBACK]}
+    assert published == PUBLISHED
 
 
 def test_containers_listen_on_all_their_interfaces_for_the_compose_network() -> None:

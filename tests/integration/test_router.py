@@ -48,6 +48,12 @@ class DatabaseWorld:
     async def loads(self) -> dict[int, int]:
         return {i: o.current_load for i, o in (await seed.operators(self.sessions)).items()}
 
+    async def leads(self) -> dict[str, set[tuple[str, str]]]:
+        return await seed.lead_contacts(self.sessions)
+
+    async def lead_of(self) -> dict[int, str]:
+        return {i.id: i.lead_uuid for i in await seed.interactions(self.sessions)}
+
 
 @pytest.fixture(params=["sqlite-sessions", "sqlite-runner", "postgres"])
 def store_kind(request: pytest.FixtureRequest) -> tuple[str, str]:

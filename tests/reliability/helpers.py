@@ -74,7 +74,7 @@ class EventLog:
         return {
             e.interaction_id
             for e in self.first.values()
-            if routing_key is None or e.routing_key == routing_key
+            if (routing_key is None or e.routing_key == routing_key) and "interaction_id" in e.body
         }
 
     def of(self, routing_key: str) -> list[Event]:

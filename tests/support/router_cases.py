@@ -6,6 +6,7 @@ through the worker's sqlite3 runner, and on PostgreSQL. A case that passes on on
 fails on another is a store that disagrees with the others. Every router gets a seeded RNG.
 """
 
+import json
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from random import Random
@@ -58,6 +59,14 @@ class World(Protocol):
         """Every operator's `current_load`."""
         ...
 
+    async def leads(self) -> dict[str, set[tuple[str, str]]]:
+        """Every lead's contacts, (kind, value)."""
+        ...
+
+    async def lead_of(self) -> dict[int, str]:
+        """Every interaction's lead uuid."""
+        ...
+
 
 Case = Callable[[World], Awaitable[None]]
 
@@ -89,21 +98,33 @@ class MemoryWorld:
     async def loads(self) -> dict[int, int]:
         return {i: state.current_load for i, state in self.store.operators.items()}
 
+    async def leads(self) -> dict[str, set[tuple[str, str]]]:
+        found: dict[str, set[tuple[str, str]]] = {uuid: set() for uuid in self.store.leads}
+        for contact, uuid in self.store.contacts.items():
+            found[uuid].add((contact.kind.value, contact.value))
+        return found
+
+    async def lead_of(self) -> dict[int, str]:
+        return {i: stored.lead_uuid for i, stored in self.store.interactions.items()}
+
 
 # -- commands and checks ------------------------------------------------------------------------
 
 
 def create(
     key: int,
-    email: str,
+    email: str | None,
     source_id: int,
     message_id: str | None = None,
     correlation_id: str | None = None,
     reply_to: str | None = None,
+    *,
+    phone: str | None = None,
+    handle: str | None = None,
 ) -> CreateRequest:
     """A create whose message_id is unique unless one is given."""
-    command = CreateInteraction(email=email, source_id=source_id)
-    envelope = Envelope(message_id or f"m-{key}-{email}", correlation_id, reply_to)
+    command = CreateInteraction(email=email, phone=phone, handle=handle, source_id=source_id)
+    envelope = Envelope(message_id or f"m-{key}-{email}-{phone}-{handle}", correlation_id, reply_to)
     return CreateRequest(key, command, envelope)
 
 
@@ -440,6 +461,95 @@ async def a_repeated_close_replays_the_first_close(world: World) -> None:
     await assert_loads_match_rows(world)
 
 
+# -- leads by any contact ------------------------------------------------------------------------
+
+
+def event_body(outcome: RoutingOutcome, key: int) -> dict[str, object]:
+    body: dict[str, object] = json.loads(routed(outcome, key).event.body)
+    return body
+
+
+async def a_lead_is_known_by_any_of_its_contacts(world: World) -> None:
+    """A phone-only, then a handle-only contact make two leads; a command carrying the phone
+    and an e-mail reaches the phone's lead and attaches the e-mail to it; events show the
+    lead's contacts (the first of each kind)."""
+    source = await world.add_source("s")
+    operator = await world.add_operator("o", 50)
+    await world.set_weights(source, {operator: 10})
+    by_phone = await route(world, [create(0, None, source, phone="+79991234567")])
+    by_handle = await route(world, [create(0, None, source, handle="user123@telegram")])
+    again = await route(world, [create(0, "a@example.com", source, phone="+7 999 123-45-67")])
+
+    phone_lead, handle_lead = routed(by_phone, 0), routed(by_handle, 0)
+    lead_of = await world.lead_of()
+    assert lead_of[routed(again, 0).interaction_id] == lead_of[phone_lead.interaction_id]
+    assert lead_of[handle_lead.interaction_id] != lead_of[phone_lead.interaction_id]
+    leads = await world.leads()
+    assert leads[lead_of[phone_lead.interaction_id]] == {
+        ("phone", "+79991234567"),
+        ("email", "a@example.com"),
+    }
+    assert leads[lead_of[handle_lead.interaction_id]] == {("handle", "user123@telegram")}
+    first = event_body(by_phone, 0)
+    assert (first["email"], first["phone"], first["handle"]) == (None, "+79991234567", None)
+    assert (first["reason"], first["priority"]) == ("weighted", 0)
+    latest = event_body(again, 0)
+    assert (latest["email"], latest["phone"]) == ("a@example.com", "+79991234567")
+    await assert_loads_match_rows(world)
+
+
+async def contacts_of_several_leads_merge_them_into_the_oldest(world: World) -> None:
+    """A command whose contacts belong to two leads merges them into the older one: its uuid
+    survives, the other's contacts and interactions move to it, one `lead.merged` event."""
+    source = await world.add_source("s")
+    operator = await world.add_operator("o", 50)
+    await world.set_weights(source, {operator: 10})
+    older = await route(world, [create(0, "a@example.com", source)])
+    younger = await route(world, [create(0, None, source, handle="tg:42")])
+    older_lead = routed(older, 0).event.body
+    lead_of = await world.lead_of()
+    survivor = lead_of[routed(older, 0).interaction_id]
+    merged = lead_of[routed(younger, 0).interaction_id]
+
+    both = await route(world, [create(0, "a@example.com", source, handle="tg:42")])
+
+    assert keys(both) == ["interaction.assigned", "lead.merged"]
+    merged_event = json.loads(both.events[1].body)
+    assert (merged_event["lead_uuid"], merged_event["merged_lead_uuids"]) == (survivor, [merged])
+    assert set((await world.lead_of()).values()) == {survivor}
+    assert await world.leads() == {survivor: {("email", "a@example.com"), ("handle", "tg:42")}}
+    shown = event_body(both, 0)
+    assert (shown["lead_uuid"], shown["email"], shown["handle"]) == (
+        survivor,
+        "a@example.com",
+        "tg:42",
+    )
+    assert json.loads(older_lead)["lead_uuid"] == survivor
+    await assert_loads_match_rows(world)
+
+
+async def commands_of_one_batch_sharing_a_contact_make_one_lead(world: World) -> None:
+    source = await world.add_source("s")
+    operator = await world.add_operator("o", 50)
+    await world.set_weights(source, {operator: 10})
+
+    batch = await route(
+        world,
+        [
+            create(0, None, source, phone="+4930123456"),
+            create(1, "x@example.com", source),
+            create(2, "x@example.com", source, phone="+49 30 123456"),
+        ],
+    )
+
+    lead_of = await world.lead_of()
+    assert len({lead_of[routed(batch, k).interaction_id] for k in range(3)}) == 1
+    assert "lead.merged" not in keys(batch)  # one new lead, nothing stored was merged
+    assert list((await world.leads()).values()) == [
+        {("phone", "+4930123456"), ("email", "x@example.com")}
+    ]
+
+
 CASES: list[Case] = [
     choice_follows_the_weights_and_the_seed,
     waits_when_nobody_is_free,
@@ -452,6 +562,9 @@ CASES: list[Case] = [
     manual_assignment_refusals,
     a_repeated_message_id_replays_its_first_event,
     a_repeated_close_replays_the_first_close,
+    a_lead_is_known_by_any_of_its_contacts,
+    contacts_of_several_leads_merge_them_into_the_oldest,
+    commands_of_one_batch_sharing_a_contact_make_one_lead,
 ]
 
 

@@ -5,7 +5,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from db.models import Interaction, Lead, Operator
+from db.models import Interaction, Lead, LeadContact, Operator
 from db.repositories.operators import OperatorCRUD
 from db.repositories.sources import SourceCRUD
 from db.repositories.weights import SourceOperatorSettingCRUD
@@ -48,6 +48,17 @@ async def assigned_counts(sessions: Factory) -> dict[int, int]:
             .group_by(Interaction.operator_id)
         )
         return {op: n for op, n in (await session.execute(stmt)) if op is not None}
+
+
+async def lead_contacts(sessions: Factory) -> dict[str, set[tuple[str, str]]]:
+    """Every lead's contacts, (kind, value)."""
+    async with sessions() as session:
+        found: dict[str, set[tuple[str, str]]] = {
+            uuid: set() for uuid in (await session.scalars(select(Lead.uuid))).all()
+        }
+        for contact in (await session.scalars(select(LeadContact))).all():
+            found[contact.lead_uuid].add((contact.kind, contact.value))
+    return found
 
 
 async def lead_emails(sessions: Factory) -> list[str]:
