@@ -106,3 +106,45 @@ def test_nul_characters_are_refused_on_every_database(payload: object) -> None:
 def test_the_text_backslash_u0000_is_not_a_nul() -> None:
     parsed = parse_create({"email": "a@example.com", "source_id": 1, "payload": "\\u0000"})
     assert isinstance(parsed, CreateRequest) and parsed.command.payload == "\\u0000"
+
+
+def test_a_local_phone_uses_the_default_region_and_is_refused_without_one() -> None:
+    body = json.dumps({"phone": "8 (999) 123-45-67", "source_id": 1}).encode()
+    with_region = parse_command("create", 0, body, Envelope("m-1"), "RU")
+    without = parse_command("create", 0, body, Envelope("m-1"), None)
+    assert isinstance(with_region, CreateRequest)
+    assert with_region.command.phone == "+79991234567"
+    assert isinstance(without, Refused) and "DEFAULT_PHONE_REGION" in without.reason
+
+
+@pytest.mark.parametrize(
+    ("contacts", "stored"),
+    [
+        ({"phone": "+7 999 123-45-67"}, {"phone": "+79991234567"}),
+        ({"handle": "  telegram:123456789 "}, {"handle": "telegram:123456789"}),
+        (
+            {"email": "A@Example.com", "handle": "user123@telegram"},
+            {"email": "a@example.com", "handle": "user123@telegram"},
+        ),
+    ],
+)
+def test_any_contact_identifies_the_lead(contacts: dict[str, str], stored: dict[str, str]) -> None:
+    parsed = parse_create({**contacts, "source_id": 1})
+    assert isinstance(parsed, CreateRequest)
+    assert {c.kind.value: c.value for c in parsed.command.contacts} == stored
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        ({"phone": "+1 000", "source_id": 1}, "phone: is not a valid phone number"),
+        ({"phone": "call me", "source_id": 1}, "phone: has no country code"),
+        ({"handle": "", "source_id": 1}, "handle"),
+        ({"handle": "x" * 201, "source_id": 1}, "handle"),
+        ({"email": "a@example.com", "source_id": 1, "priority": 10}, "priority"),
+        ({"email": "a@example.com", "source_id": 1, "priority": True}, "priority"),
+    ],
+)
+def test_bad_contacts_and_priorities_are_refused(body: object, reason: str) -> None:
+    parsed = parse_create(body)
+    assert isinstance(parsed, Refused) and reason in parsed.reason, parsed
