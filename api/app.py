@@ -9,6 +9,7 @@ from api.errors import install_error_handlers
 from api.lifespan import lifespan
 from api.metrics import ApiMetrics, RequestMetricsMiddleware
 from api.routes import (
+    asyncapi,
     dashboard,
     health,
     interactions,
@@ -42,6 +43,7 @@ def create_app(settings: Settings) -> FastAPI:
     for module in (operators, sources, interactions, leads, stats, dashboard):
         app.include_router(module.router, dependencies=security)
     app.include_router(health.router)
+    app.include_router(asyncapi.router)
     app.include_router(metrics.router)
     app.include_router(dashboard.page_router)
     app.mount(dashboard.STATIC_PATH, dashboard.static_files(), name="dashboard-static")

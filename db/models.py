@@ -16,6 +16,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
     text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -47,6 +48,8 @@ class Source(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     identifier: Mapped[str] = mapped_column(String(100), unique=True)
     description: Mapped[str] = mapped_column(Text, default="")
+    # A lead's new interaction goes to the operator of its most recent one, when free.
+    sticky: Mapped[bool] = mapped_column(default=False, server_default=false())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
@@ -118,10 +121,12 @@ class Interaction(Base):
     __tablename__ = "interactions"
     __table_args__ = (
         CheckConstraint(f"status IN {STATUSES!r}", name="status_known"),
-        # Draining: the oldest waiting interactions of given sources, without touching the rest.
+        # Draining: the waiting interactions of given sources by priority, then age, without
+        # touching the rest.
         Index(
             "ix_interactions_waiting_source_id",
             "source_id",
+            "priority",
             "id",
             sqlite_where=WAITING_ONLY,
             postgresql_where=WAITING_ONLY,

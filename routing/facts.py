@@ -57,6 +57,22 @@ class StoredEvent:
     body: str
 
 
+class SourceRules(NamedTuple):
+    """What routing needs of the sources in play: which exist, which are sticky, the weights
+    (source_id, operator_id, weight) of their operators."""
+
+    known: set[int]
+    sticky: set[int]
+    weights: list[tuple[int, int, int]]
+
+
+class WaitingCursor(NamedTuple):
+    """Where a drain stopped: the last waiting interaction it read, in drain order."""
+
+    priority: int
+    id: int
+
+
 class NewInteraction(NamedTuple):
     """An `interactions` row the router decided on; the store gives it its id."""
 

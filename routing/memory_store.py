@@ -20,7 +20,9 @@ from routing.facts import (
     NewLead,
     OperatorState,
     OutboxRow,
+    SourceRules,
     StoredEvent,
+    WaitingCursor,
 )
 from routing.identity import KnownLead, LeadContacts, LeadMerge
 from routing.store import RoutingStore
@@ -57,6 +59,7 @@ class InMemoryRoutingStore:
 
     def __init__(self) -> None:
         self.sources: set[int] = set()
+        self.sticky: set[int] = set()
         self.operators: dict[int, OperatorState] = {}
         self.weights: dict[tuple[int, int], int] = {}  # (source_id, operator_id) -> weight
         self.leads: dict[str, KnownLead] = {}
@@ -67,9 +70,11 @@ class InMemoryRoutingStore:
 
     # -- set-up, as the API would leave it -------------------------------------------------------
 
-    def add_source(self) -> int:
+    def add_source(self, sticky: bool = False) -> int:
         source_id = len(self.sources) + 1
         self.sources.add(source_id)
+        if sticky:
+            self.sticky.add(source_id)
         return source_id
 
     def add_operator(self, load_limit: int, active: bool = True) -> int:
@@ -97,12 +102,17 @@ class InMemoryRoutingStore:
         wanted = set(operator_ids)
         return {source for source, operator in self.weights if operator in wanted}
 
-    async def weights_of_sources(
-        self, source_ids: Iterable[int]
-    ) -> tuple[set[int], list[tuple[int, int, int]]]:
+    async def source_rules(self, source_ids: Iterable[int]) -> SourceRules:
         wanted = set(source_ids)
         weights = [(s, o, w) for (s, o), w in self.weights.items() if s in wanted]
-        return wanted & self.sources, weights
+        return SourceRules(wanted & self.sources, wanted & self.sticky, weights)
+
+    async def last_operators(self, lead_uuids: Iterable[str]) -> dict[str, int | None]:
+        wanted, last = set(lead_uuids), dict[str, int | None]()
+        for _, stored in sorted(self.interactions.items()):
+            if stored.lead_uuid in wanted:
+                last[stored.lead_uuid] = stored.operator_id
+        return last
 
     async def lock_states(self, operator_ids: Iterable[int]) -> dict[int, OperatorState]:
         """Copies: the pool counts on them and writes back only through `add_to_loads`."""
@@ -126,17 +136,24 @@ class InMemoryRoutingStore:
         found = (self.interactions.get(i) for i in set(interaction_ids))
         return {i.id: self._facts(i) for i in found if i is not None}
 
-    async def oldest_waiting(
-        self, source_ids: Iterable[int], after_id: int, limit: int
+    async def next_waiting(
+        self, source_ids: Iterable[int], after: WaitingCursor | None, limit: int
     ) -> list[InteractionFacts]:
         wanted = set(source_ids)
-        waiting = [
-            stored
-            for i, stored in sorted(self.interactions.items())
-            if i > after_id
-            and stored.status == InteractionStatus.WAITING
-            and stored.row.source_id in wanted
-        ]
+
+        def order(stored: StoredInteraction) -> tuple[int, int]:
+            return (-stored.row.priority, stored.id)
+
+        waiting = sorted(
+            (
+                stored
+                for stored in self.interactions.values()
+                if stored.status == InteractionStatus.WAITING
+                and stored.row.source_id in wanted
+                and (after is None or order(stored) > (-after.priority, after.id))
+            ),
+            key=order,
+        )
         return [self._facts(stored) for stored in waiting[:limit]]
 
     async def leads_of(

@@ -19,9 +19,11 @@ class OperatorPool:
         states: dict[int, OperatorState],
         weights: Iterable[tuple[int, int, int]],
         known_sources: set[int] | None = None,
+        sticky_sources: set[int] | None = None,
     ):
         self.states = states
         self.known_sources = known_sources or set()
+        self.sticky_sources = sticky_sources or set()
         self.weights: dict[int, list[Candidate]] = defaultdict(list)
         for source_id, operator_id, weight in weights:
             self.weights[source_id].append(Candidate(operator_id, weight))
@@ -34,9 +36,9 @@ class OperatorPool:
         """Lock every operator that serves these sources or is named, in one ordered statement."""
         extra_ops = set(operator_ids)
         sources = set(source_ids) | await store.sources_served_by(extra_ops)
-        known, weights = await store.weights_of_sources(sources)
-        states = await store.lock_states({w[1] for w in weights} | extra_ops)
-        return cls(states, weights, known)
+        rules = await store.source_rules(sources)
+        states = await store.lock_states({w[1] for w in rules.weights} | extra_ops)
+        return cls(states, rules.weights, rules.known, rules.sticky)
 
     def candidates(self, source_id: int) -> list[Candidate]:
         return [

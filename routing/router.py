@@ -20,6 +20,7 @@ from routing.facts import (
     NewLead,
     OutboxRow,
     StoredEvent,
+    WaitingCursor,
 )
 from routing.identity import LeadMerge, LeadResolution, resolve_leads
 from routing.outcomes import PendingEvent, RefusalClass, Refused, Routed, RoutingOutcome
@@ -35,7 +36,8 @@ ASSIGNED, WAITING, CLOSED = (
     InteractionStatus.CLOSED,
 )
 
-WEIGHTED, DRAIN, MANUAL = AssignReason.WEIGHTED, AssignReason.DRAIN, AssignReason.MANUAL
+WEIGHTED, STICKY = AssignReason.WEIGHTED, AssignReason.STICKY
+DRAIN, MANUAL = AssignReason.DRAIN, AssignReason.MANUAL
 DRAIN_CHUNK = 500
 
 
@@ -208,14 +210,23 @@ class Router:
         if not creates:
             return
         leads = await self._resolve_leads(creates)
-        operator_ids = [self._choose(c.command.source_id) for c in creates]
+        previous = await self._previous_operators(creates, leads)
+        choices: list[tuple[int | None, AssignReason]] = []
+        for request in creates:
+            lead = leads.lead_of[request.key]
+            operator_id, reason = self._choose(request.command.source_id, previous.get(lead))
+            choices.append((operator_id, reason))
+            if operator_id is not None:
+                previous[lead] = operator_id  # this lead's most recent, for the rest of the batch
         rows = [
             self._new_row(request, leads.lead_of[request.key], operator_id)
-            for request, operator_id in zip(creates, operator_ids, strict=True)
+            for request, (operator_id, _) in zip(creates, choices, strict=True)
         ]
         ids = await self.store.insert_interactions(rows)
         first_of_lead: dict[str, tuple[int, Envelope]] = {}
-        for request, row, interaction_id in zip(creates, rows, ids, strict=True):
+        for request, row, interaction_id, (_, reason) in zip(
+            creates, rows, ids, choices, strict=True
+        ):
             shown = leads.shown[row.lead_uuid]
             facts = InteractionFacts(
                 interaction_id,
@@ -234,7 +245,7 @@ class Router:
             if row.operator_id is None:
                 event = self._emit(facts, EventType.WAITING, request.envelope)
             else:
-                event = self._emit(facts, EventType.ASSIGNED, request.envelope, WEIGHTED)
+                event = self._emit(facts, EventType.ASSIGNED, request.envelope, reason)
             self._record(request.key, facts, event)
             first_of_lead.setdefault(row.lead_uuid, (interaction_id, request.envelope))
         for merge in leads.merges:  # after the interaction's own event: not its first
@@ -269,12 +280,31 @@ class Router:
             )
         return resolution
 
-    def _choose(self, source_id: int) -> int | None:
-        """Draw among the free candidates and take the slot at once, so the batch stays exact."""
-        operator_id = select_operator(self.pool.candidates(source_id), self.rng)
+    async def _previous_operators(
+        self, creates: Sequence[CreateRequest], leads: LeadResolution
+    ) -> dict[str, int | None]:
+        """For sticky sources only: each lead's most recent operator (one read per batch)."""
+        sticky = self.pool.sticky_sources
+        wanted = {leads.lead_of[c.key] for c in creates if c.command.source_id in sticky}
+        return await self.store.last_operators(wanted) if wanted else {}
+
+    def _choose(self, source_id: int, previous: int | None) -> tuple[int | None, AssignReason]:
+        """The lead's previous operator on a sticky source when it is a candidate (active,
+        weighted for the source, under its limit), else a weighted draw among the candidates;
+        the slot is taken at once, so the batch stays exact."""
+        candidates = self.pool.candidates(source_id)
+        operator_id: int | None
+        if (
+            previous is not None
+            and source_id in self.pool.sticky_sources
+            and any(c.operator_id == previous for c in candidates)
+        ):
+            operator_id, reason = previous, STICKY
+        else:
+            operator_id, reason = select_operator(candidates, self.rng), WEIGHTED
         if operator_id is not None:
             self.pool.take(operator_id)
-        return operator_id
+        return operator_id, reason
 
     def _new_row(
         self, request: CreateRequest, lead_uuid: str, operator_id: int | None
@@ -340,10 +370,11 @@ class Router:
     # -- waiting -------------------------------------------------------------------------------
 
     async def _drain(self, source_ids: set[int]) -> None:
-        """Oldest waiting first, while any of these sources has a free operator."""
-        after_id = 0
+        """Highest priority first, oldest first within a priority, while any of these sources
+        has a free operator."""
+        after: WaitingCursor | None = None
         while sources := source_ids & self.pool.sources_with_capacity():
-            waiting = await self.store.oldest_waiting(sources, after_id, DRAIN_CHUNK)
+            waiting = await self.store.next_waiting(sources, after, DRAIN_CHUNK)
             if not waiting:
                 return
             assignments: dict[int, int] = {}
@@ -361,7 +392,7 @@ class Router:
                     DRAIN,
                 )
             await self.store.set_assigned(assignments, self.now)
-            after_id = waiting[-1].id
+            after = WaitingCursor(waiting[-1].priority, waiting[-1].id)
 
     # -- bookkeeping ---------------------------------------------------------------------------
 

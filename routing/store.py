@@ -17,7 +17,9 @@ from routing.facts import (
     NewLead,
     OperatorState,
     OutboxRow,
+    SourceRules,
     StoredEvent,
+    WaitingCursor,
 )
 from routing.identity import KnownLead, LeadContacts, LeadMerge
 from schemas.contacts import Contact
@@ -27,10 +29,12 @@ class RoutingStore(Protocol):
     # -- operators and weights: read under lock ------------------------------------------------
     async def sources_served_by(self, operator_ids: Iterable[int]) -> set[int]: ...
 
-    async def weights_of_sources(
-        self, source_ids: Iterable[int]
-    ) -> tuple[set[int], list[tuple[int, int, int]]]:
-        """Which of these sources exist, and their (source_id, operator_id, weight) rows."""
+    async def source_rules(self, source_ids: Iterable[int]) -> SourceRules:
+        """Which of these sources exist, which are sticky, and their weights."""
+        ...
+
+    async def last_operators(self, lead_uuids: Iterable[str]) -> dict[str, int | None]:
+        """Each lead's most recent interaction's operator (None while that one waits)."""
         ...
 
     async def lock_states(self, operator_ids: Iterable[int]) -> dict[int, OperatorState]: ...
@@ -42,9 +46,12 @@ class RoutingStore(Protocol):
 
     async def facts(self, interaction_ids: Iterable[int]) -> dict[int, InteractionFacts]: ...
 
-    async def oldest_waiting(
-        self, source_ids: Iterable[int], after_id: int, limit: int
-    ) -> list[InteractionFacts]: ...
+    async def next_waiting(
+        self, source_ids: Iterable[int], after: WaitingCursor | None, limit: int
+    ) -> list[InteractionFacts]:
+        """Waiting interactions of these sources in drain order (highest priority first, oldest
+        first within one), after `after`; on PostgreSQL locked against a racing close."""
+        ...
 
     async def leads_of(
         self, contacts: Iterable[Contact]

@@ -2,7 +2,14 @@
 
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, Field, StringConstraints
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+)
 
 from schemas.fields import storable
 
@@ -26,3 +33,19 @@ class NotFound(Exception):
 
 class Conflict(Exception):
     """A request that contradicts the current state: the app answers 409."""
+
+
+class PatchBody(BaseModel):
+    """A PATCH body: only the fields sent change; `null` is not a value for any of them."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _not_null(cls, value: object) -> object:
+        if value is None:
+            raise ValueError("may be left out, but not null")
+        return value
+
+    def changes(self) -> dict[str, object]:
+        return self.model_dump(exclude_unset=True)

@@ -2,10 +2,10 @@
 
 from datetime import datetime
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 from pydantic.json_schema import SkipJsonSchema
 
-from api.models.common import Name
+from api.models.common import Name, PatchBody
 from schemas.fields import LoadLimit
 
 
@@ -17,26 +17,12 @@ class OperatorCreate(BaseModel):
     active: bool = True
 
 
-class OperatorPatch(BaseModel):
-    """Only the fields sent change; `null` is not a value for any of them."""
-
-    model_config = ConfigDict(
-        extra="forbid", json_schema_extra={"examples": [{"active": True, "load_limit": 10}]}
-    )
+class OperatorPatch(PatchBody):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"active": True, "load_limit": 10}]})
 
     name: Name | SkipJsonSchema[None] = None
     load_limit: LoadLimit | SkipJsonSchema[None] = None
-    active: bool | SkipJsonSchema[None] = None
-
-    @field_validator("name", "load_limit", "active", mode="before")
-    @classmethod
-    def _not_null(cls, value: object) -> object:
-        if value is None:
-            raise ValueError("may be left out, but not null")
-        return value
-
-    def changes(self) -> dict[str, object]:
-        return self.model_dump(exclude_unset=True)
+    active: StrictBool | SkipJsonSchema[None] = None
 
 
 class OperatorOut(BaseModel):

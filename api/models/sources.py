@@ -8,10 +8,13 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    StrictBool,
     StringConstraints,
     field_validator,
 )
+from pydantic.json_schema import SkipJsonSchema
 
+from api.models.common import PatchBody
 from schemas.fields import DbId, StorableText, Weight, storable
 
 Identifier = Annotated[
@@ -22,11 +25,27 @@ Identifier = Annotated[
 ]
 
 
+Description = Annotated[StorableText, Field(max_length=2000, examples=["Support bot"])]
+STICKY_HELP = (
+    "a lead's new interaction goes to the operator of its most recent one when that operator "
+    "is active, weighted for this source and under its limit"
+)
+
+
 class SourceCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     identifier: Identifier
-    description: Annotated[StorableText, Field(max_length=2000, examples=["Support bot"])] = ""
+    description: Description = ""
+    sticky: bool = Field(default=False, description=STICKY_HELP)
+
+
+class SourcePatch(PatchBody):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"sticky": True}]})
+
+    identifier: Identifier | SkipJsonSchema[None] = None
+    description: Description | SkipJsonSchema[None] = None
+    sticky: StrictBool | SkipJsonSchema[None] = None
 
 
 class SourceOut(BaseModel):
@@ -35,6 +54,7 @@ class SourceOut(BaseModel):
     id: int = Field(examples=[1])
     identifier: str = Field(examples=["telegram-bot"])
     description: str = Field(examples=["Support bot"])
+    sticky: bool = Field(description=STICKY_HELP)
     created_at: datetime
 
 

@@ -7,7 +7,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from api.deps import SessionDep, UnitDep
 from api.docs import errors
 from api.models.common import Conflict, NotFound
-from api.models.sources import OperatorWeight, SourceCreate, SourceOut, SourceWeights
+from api.models.sources import (
+    OperatorWeight,
+    SourceCreate,
+    SourceOut,
+    SourcePatch,
+    SourceWeights,
+)
 from api.routes.params import API_PREFIX, SourceId
 from db.models import Source
 from db.repositories.operators import OperatorCRUD
@@ -35,7 +41,7 @@ async def create_source(body: SourceCreate, session: SessionDep) -> SourceOut:
             sources = SourceCRUD(session)
             if await sources.get_by_identifier(body.identifier) is not None:
                 raise duplicate
-            source = await sources.create(body.identifier, body.description)
+            source = await sources.create(body.identifier, body.description, body.sticky)
     except IntegrityError:  # created concurrently between the check and the insert
         raise duplicate from None
     return SourceOut.model_validate(source)
@@ -52,6 +58,24 @@ async def list_sources(session: SessionDep) -> list[SourceOut]:
 async def get_source(source_id: SourceId, session: SessionDep) -> SourceOut:
     async with session.begin():
         source = await existing_source(session, source_id)
+    return SourceOut.model_validate(source)
+
+
+@router.patch("/{source_id}", response_model=SourceOut, responses=errors(404, 409))
+async def update_source(source_id: SourceId, body: SourcePatch, session: SessionDep) -> SourceOut:
+    """Rules take effect from the next interaction routed; an identifier must stay unique."""
+    changes = body.changes()
+    duplicate = Conflict(f"a source with identifier {changes.get('identifier')!r} already exists")
+    try:
+        async with session.begin():
+            source = await existing_source(session, source_id)
+            other = await SourceCRUD(session).get_by_identifier(str(changes.get("identifier")))
+            if "identifier" in changes and other is not None and other.id != source_id:
+                raise duplicate
+            for field, value in changes.items():
+                setattr(source, field, value)
+    except IntegrityError:
+        raise duplicate from None
     return SourceOut.model_validate(source)
 
 

@@ -5,14 +5,14 @@ from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Select, Table, func, insert, select, text, update
+from sqlalchemy import Select, Table, and_, func, insert, or_, select, text, true, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
 from db.models import Interaction, Lead
 from db.repositories.operators import OperatorCRUD
 from db.types import utcnow
-from routing.facts import InteractionFacts, NewInteraction
+from routing.facts import InteractionFacts, NewInteraction, WaitingCursor
 from routing.identity import SHOWN_CONTACTS
 from schemas.events import InteractionStatus
 
@@ -191,18 +191,37 @@ class InteractionCRUD:
         stmt = self._facts_query().where(Interaction.id.in_(wanted))
         return {row.id: InteractionFacts(*row) for row in (await self.session.execute(stmt))}
 
-    async def oldest_waiting(
-        self, source_ids: Iterable[int], after_id: int, limit: int
+    async def last_operators(self, lead_uuids: Iterable[str]) -> dict[str, int | None]:
+        wanted = set(lead_uuids)
+        if not wanted:
+            return {}
+        latest = (
+            select(func.max(Interaction.id))
+            .where(Interaction.lead_uuid.in_(wanted))
+            .group_by(Interaction.lead_uuid)
+        )
+        stmt = select(Interaction.lead_uuid, Interaction.operator_id).where(
+            Interaction.id.in_(latest.scalar_subquery())
+        )
+        return {lead: operator for lead, operator in await self.session.execute(stmt)}
+
+    async def next_waiting(
+        self, source_ids: Iterable[int], after: WaitingCursor | None, limit: int
     ) -> list[InteractionFacts]:
-        """Waiting interactions of these sources, oldest first, locked against a racing close."""
+        """Waiting interactions of these sources, highest priority first and oldest first within
+        one, after the cursor; locked against a racing close."""
+        past = (
+            true()
+            if after is None
+            else or_(
+                Interaction.priority < after.priority,
+                and_(Interaction.priority == after.priority, Interaction.id > after.id),
+            )
+        )
         stmt = (
             self._facts_query()
-            .where(
-                Interaction.status == WAITING,
-                Interaction.source_id.in_(set(source_ids)),
-                Interaction.id > after_id,
-            )
-            .order_by(Interaction.id)
+            .where(Interaction.status == WAITING, Interaction.source_id.in_(set(source_ids)), past)
+            .order_by(Interaction.priority.desc(), Interaction.id)
             .limit(limit)
             .with_for_update(of=Interaction)
         )

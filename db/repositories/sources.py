@@ -12,8 +12,8 @@ class SourceCRUD:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def create(self, identifier: str, description: str) -> Source:
-        source = Source(identifier=identifier, description=description)
+    async def create(self, identifier: str, description: str, sticky: bool = False) -> Source:
+        source = Source(identifier=identifier, description=description, sticky=sticky)
         self.session.add(source)
         await self.session.flush()
         return source

@@ -6,6 +6,7 @@ from sqlalchemy import delete, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.models import Operator, Source, SourceOperatorSetting
+from routing.facts import SourceRules
 
 
 class SourceOperatorSettingCRUD:
@@ -57,22 +58,21 @@ class SourceOperatorSettingCRUD:
         ).where(SourceOperatorSetting.source_id.in_(wanted))
         return [(s, o, w) for s, o, w in (await self.session.execute(stmt))]
 
-    async def weights_of_sources(
-        self, source_ids: Iterable[int]
-    ) -> tuple[set[int], list[tuple[int, int, int]]]:
-        """Which of these sources exist, and their weights, in one round trip (a LEFT JOIN)."""
+    async def source_rules(self, source_ids: Iterable[int]) -> SourceRules:
+        """Which of these sources exist, which are sticky, and their weights, in one round trip
+        (a LEFT JOIN)."""
         wanted = set(source_ids)
         if not wanted:
-            return set(), []
+            return SourceRules(set(), set(), [])
         setting = SourceOperatorSetting
         stmt = (
-            select(Source.id, setting.operator_id, setting.weight)
+            select(Source.id, Source.sticky, setting.operator_id, setting.weight)
             .outerjoin(setting, setting.source_id == Source.id)
             .where(Source.id.in_(wanted))
         )
         rows = list(await self.session.execute(stmt))
-        weights = [(s, o, w) for s, o, w in rows if o is not None and w is not None]
-        return {row[0] for row in rows}, weights
+        weights = [(s, o, w) for s, _, o, w in rows if o is not None and w is not None]
+        return SourceRules({r[0] for r in rows}, {r[0] for r in rows if r[1]}, weights)
 
     async def sources_served_by(self, operator_ids: Iterable[int]) -> set[int]:
         wanted = set(operator_ids)

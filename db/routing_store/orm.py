@@ -18,7 +18,9 @@ from routing.facts import (
     NewLead,
     OperatorState,
     OutboxRow,
+    SourceRules,
     StoredEvent,
+    WaitingCursor,
 )
 from routing.identity import KnownLead, LeadContacts, LeadMerge
 from schemas.contacts import Contact
@@ -38,10 +40,11 @@ class OrmRoutingStore:
     async def sources_served_by(self, operator_ids: Iterable[int]) -> set[int]:
         return await self.settings.sources_served_by(operator_ids)
 
-    async def weights_of_sources(
-        self, source_ids: Iterable[int]
-    ) -> tuple[set[int], list[tuple[int, int, int]]]:
-        return await self.settings.weights_of_sources(source_ids)
+    async def source_rules(self, source_ids: Iterable[int]) -> SourceRules:
+        return await self.settings.source_rules(source_ids)
+
+    async def last_operators(self, lead_uuids: Iterable[str]) -> dict[str, int | None]:
+        return await self.interactions.last_operators(lead_uuids)
 
     async def lock_states(self, operator_ids: Iterable[int]) -> dict[int, OperatorState]:
         return await self.operators.lock_states(operator_ids)
@@ -55,10 +58,10 @@ class OrmRoutingStore:
     async def facts(self, interaction_ids: Iterable[int]) -> dict[int, InteractionFacts]:
         return await self.interactions.facts(interaction_ids)
 
-    async def oldest_waiting(
-        self, source_ids: Iterable[int], after_id: int, limit: int
+    async def next_waiting(
+        self, source_ids: Iterable[int], after: WaitingCursor | None, limit: int
     ) -> list[InteractionFacts]:
-        return await self.interactions.oldest_waiting(source_ids, after_id, limit)
+        return await self.interactions.next_waiting(source_ids, after, limit)
 
     async def leads_of(
         self, contacts: Iterable[Contact]

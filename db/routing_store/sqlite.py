@@ -22,7 +22,9 @@ from routing.facts import (
     NewLead,
     OperatorState,
     OutboxRow,
+    SourceRules,
     StoredEvent,
+    WaitingCursor,
 )
 from routing.identity import SHOWN_CONTACTS, KnownLead, LeadContacts, LeadMerge
 from schemas.contacts import Contact, ContactKind
@@ -67,6 +69,9 @@ _WAITING, _ASSIGNED, _CLOSED = (
     InteractionStatus.ASSIGNED.value,
     InteractionStatus.CLOSED.value,
 )
+
+
+_ABOVE_ANY_PRIORITY = 10  # priorities are 0..9: a cursor before the first waiting interaction
 
 
 def _marks(count: int) -> str:
@@ -126,16 +131,21 @@ class SqliteRoutingStore:
         sql = "SELECT source_id FROM source_operator_settings WHERE operator_id IN ({})"
         return {row[0] for row in self._rows_in(sql, operator_ids, "source_id")}
 
-    async def weights_of_sources(
-        self, source_ids: Iterable[int]
-    ) -> tuple[set[int], list[tuple[int, int, int]]]:
+    async def source_rules(self, source_ids: Iterable[int]) -> SourceRules:
         sql = (
-            "SELECT s.id, w.operator_id, w.weight FROM sources s "
+            "SELECT s.id, s.sticky, w.operator_id, w.weight FROM sources s "
             "LEFT JOIN source_operator_settings w ON w.source_id = s.id WHERE s.id IN ({})"
         )
-        rows = self._rows_in(sql, source_ids, "id, operator_id, weight")
-        weights = [(s, o, w) for s, o, w in rows if o is not None and w is not None]
-        return {row[0] for row in rows}, weights
+        rows = self._rows_in(sql, source_ids, "id, sticky, operator_id, weight")
+        weights = [(s, o, w) for s, _, o, w in rows if o is not None and w is not None]
+        return SourceRules({r[0] for r in rows}, {r[0] for r in rows if r[1]}, weights)
+
+    async def last_operators(self, lead_uuids: Iterable[str]) -> dict[str, int | None]:
+        sql = (
+            "SELECT lead_uuid, operator_id FROM interactions WHERE id IN "
+            "(SELECT max(id) FROM interactions WHERE lead_uuid IN ({}) GROUP BY lead_uuid)"
+        )
+        return dict(self._rows_in(sql, lead_uuids, "lead_uuid, operator_id"))
 
     async def lock_states(self, operator_ids: Iterable[int]) -> dict[int, OperatorState]:
         """No row locks on SQLite: the runner's BEGIN IMMEDIATE already holds the write lock."""
@@ -157,16 +167,18 @@ class SqliteRoutingStore:
         rows = self._rows_in(_FACTS + " WHERE i.id IN ({})", interaction_ids, _FACT_COLUMNS)
         return {row[0]: _facts(row) for row in rows}
 
-    async def oldest_waiting(
-        self, source_ids: Iterable[int], after_id: int, limit: int
+    async def next_waiting(
+        self, source_ids: Iterable[int], after: WaitingCursor | None, limit: int
     ) -> list[InteractionFacts]:
         # The status is a literal, not a parameter: SQLite uses a partial index only for a
         # WHERE that implies the index's own (`status = 'waiting'`).
+        priority, after_id = after if after is not None else (_ABOVE_ANY_PRIORITY, 0)
         sql = (
             f"{_FACTS} WHERE i.status = '{_WAITING}' AND i.source_id IN ({JSON_LIST}) "
-            "AND i.id > ? ORDER BY i.id LIMIT ?"
+            "AND (i.priority < ? OR (i.priority = ? AND i.id > ?)) "
+            "ORDER BY i.priority DESC, i.id LIMIT ?"
         )
-        params = (_json_list(source_ids), after_id, limit)
+        params = (_json_list(source_ids), priority, priority, after_id, limit)
         return [_facts(row) for row in self._select(sql, params, _FACT_COLUMNS)]
 
     async def leads_of(

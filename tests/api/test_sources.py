@@ -13,7 +13,8 @@ async def test_create_read_list_and_duplicate(client: AsyncClient) -> None:
     body = {"identifier": "telegram", "description": "Support bot"}
     created = ok(await client.post("/sources", json=body), 201)
     assert isinstance(created, dict)
-    assert created.keys() == {"id", "identifier", "description", "created_at"}
+    assert created.keys() == {"id", "identifier", "description", "sticky", "created_at"}
+    assert created["sticky"] is False
 
     duplicate = await client.post("/sources", json={"identifier": " telegram "})
     assert duplicate.status_code == 409
@@ -61,3 +62,22 @@ async def test_weights_validation(client: AsyncClient) -> None:
     assert (await put_weights(client, 777, {ann: 5})).status_code == 404
     assert (await client.get("/sources/777/operators")).status_code == 404
     assert ok(await client.get(f"/sources/{source}/operators")) == {"weights": []}
+
+
+async def test_patch_changes_only_what_is_sent(client: AsyncClient) -> None:
+    source = await add_source(client, "telegram")
+    other = await add_source(client, "email")
+
+    patched = ok(await client.patch(f"/sources/{source}", json={"sticky": True}))
+    assert (patched["identifier"], patched["sticky"]) == ("telegram", True)
+    assert ok(await client.get(f"/sources/{source}"))["sticky"] is True
+    for body, status in (
+        ({"sticky": None}, 422),
+        ({"sticky": "yes"}, 422),
+        ({"max_load": 1}, 422),
+        ({"identifier": "email"}, 409),
+    ):
+        response = await client.patch(f"/sources/{source}", json=body)
+        assert response.status_code == status, (body, response.text)
+    assert (await client.patch("/sources/9999", json={"sticky": True})).status_code == 404
+    assert ok(await client.get(f"/sources/{other}"))["sticky"] is False

@@ -29,6 +29,7 @@ ASSIGNED, WAITING, CLOSED = (
     InteractionStatus.CLOSED,
 )
 SEED = 3
+CLOSED_KEY = "interaction.closed"
 
 
 class Row(NamedTuple):
@@ -45,7 +46,7 @@ class World(Protocol):
 
     async def run(self, work: Callable[[RoutingStore], Awaitable[T]]) -> T: ...
 
-    async def add_source(self, identifier: str) -> int: ...
+    async def add_source(self, identifier: str, sticky: bool = False) -> int: ...
 
     async def add_operator(self, name: str, load_limit: int, active: bool = True) -> int: ...
 
@@ -80,8 +81,8 @@ class MemoryWorld:
     async def run(self, work: Callable[[RoutingStore], Awaitable[T]]) -> T:
         return await self.store.run(work)
 
-    async def add_source(self, identifier: str) -> int:
-        return self.store.add_source()
+    async def add_source(self, identifier: str, sticky: bool = False) -> int:
+        return self.store.add_source(sticky)
 
     async def add_operator(self, name: str, load_limit: int, active: bool = True) -> int:
         return self.store.add_operator(load_limit, active)
@@ -121,9 +122,12 @@ def create(
     *,
     phone: str | None = None,
     handle: str | None = None,
+    priority: int = 0,
 ) -> CreateRequest:
     """A create whose message_id is unique unless one is given."""
-    command = CreateInteraction(email=email, phone=phone, handle=handle, source_id=source_id)
+    command = CreateInteraction(
+        email=email, phone=phone, handle=handle, source_id=source_id, priority=priority
+    )
     envelope = Envelope(message_id or f"m-{key}-{email}-{phone}-{handle}", correlation_id, reply_to)
     return CreateRequest(key, command, envelope)
 
@@ -550,6 +554,87 @@ async def commands_of_one_batch_sharing_a_contact_make_one_lead(world: World) ->
     ]
 
 
+# -- sticky sources and priorities ------------------------------------------------------------
+
+
+async def a_sticky_source_sends_a_returning_lead_to_its_previous_operator(world: World) -> None:
+    sticky = await world.add_source("sticky", sticky=True)
+    plain = await world.add_source("plain")
+    ops = [await world.add_operator(f"o{n}", 100) for n in range(4)]
+    await world.set_weights(sticky, dict.fromkeys(ops, 25))
+    await world.set_weights(plain, dict.fromkeys(ops, 25))
+
+    first = await route(world, [create(0, "lead@example.com", sticky, "first")])
+    again = await route(
+        world, [create(k, "lead@example.com", sticky, f"again-{k}") for k in range(12)]
+    )
+    elsewhere = await route(
+        world, [create(k, "lead@example.com", plain, f"plain-{k}") for k in range(12)]
+    )
+
+    chosen = routed(first, 0).operator_id
+    assert event_body(first, 0)["reason"] == "weighted"
+    assert {routed(again, k).operator_id for k in range(12)} == {chosen}
+    assert {event_body(again, k)["reason"] for k in range(12)} == {"sticky"}
+    assert {event_body(elsewhere, k)["reason"] for k in range(12)} == {"weighted"}
+    assert len({routed(elsewhere, k).operator_id for k in range(12)}) > 1  # a plain draw
+    await assert_loads_match_rows(world)
+
+
+async def never_sticky_to_an_operator_who_is_full_or_no_longer_weighted(world: World) -> None:
+    source = await world.add_source("sticky", sticky=True)
+    first_op = await world.add_operator("first", 1)
+    second_op = await world.add_operator("second", 5)
+    await world.set_weights(source, {first_op: 100})
+    first = await route(world, [create(0, "lead@example.com", source, "first")])
+    assert routed(first, 0).operator_id == first_op
+    await world.set_weights(source, {first_op: 100, second_op: 1})
+
+    full = await route(world, [create(0, "lead@example.com", source, "full")])  # first_op is at 1/1
+
+    assert (routed(full, 0).operator_id, event_body(full, 0)["reason"]) == (second_op, "weighted")
+    await route(world, closes=[close(0, routed(first, 0).interaction_id)])
+    back = await route(world, [create(0, "lead@example.com", source, "back")])
+    # The most recent interaction is now second_op's: sticky follows it, not the first.
+    assert (routed(back, 0).operator_id, event_body(back, 0)["reason"]) == (second_op, "sticky")
+    await world.set_weights(source, {first_op: 100})  # second_op no longer serves the source
+    unweighted = await route(world, [create(0, "lead@example.com", source, "unweighted")])
+    assert (routed(unweighted, 0).operator_id, event_body(unweighted, 0)["reason"]) == (
+        first_op,
+        "weighted",
+    )
+    await assert_loads_match_rows(world)
+
+
+async def waiting_interactions_drain_by_priority_then_age(world: World) -> None:
+    """A backlog of mixed priorities is assigned highest first, oldest first within one."""
+    source = await world.add_source("s")
+    operator = await world.add_operator("o", 1)
+    await world.set_weights(source, {operator: 10})
+    busy = routed(await route(world, [create(0, "busy@example.com", source)]), 0)
+    priorities = [0, 5, 9, 5, 0, 9, 3]
+    backlog = []
+    for n, priority in enumerate(priorities):  # one batch each: ids follow arrival
+        outcome = await route(world, [create(0, f"w{n}@example.com", source, priority=priority)])
+        assert routed(outcome, 0).status == WAITING
+        assert event_body(outcome, 0)["priority"] == priority
+        backlog.append(routed(outcome, 0).interaction_id)
+
+    order, current = [], busy.interaction_id
+    for _ in priorities:
+        closed = await route(world, closes=[close(0, current)])
+        assigned = [
+            json.loads(e.body) for e in closed.events if e.routing_key != "interaction.closed"
+        ]
+        assert [a["reason"] for a in assigned] == ["drain"]
+        current = assigned[0]["interaction_id"]
+        order.append(current)
+
+    expected = sorted(backlog, key=lambda i: (-priorities[backlog.index(i)], i))
+    assert order == expected
+    await assert_loads_match_rows(world)
+
+
 CASES: list[Case] = [
     choice_follows_the_weights_and_the_seed,
     waits_when_nobody_is_free,
@@ -565,6 +650,9 @@ CASES: list[Case] = [
     a_lead_is_known_by_any_of_its_contacts,
     contacts_of_several_leads_merge_them_into_the_oldest,
     commands_of_one_batch_sharing_a_contact_make_one_lead,
+    a_sticky_source_sends_a_returning_lead_to_its_previous_operator,
+    never_sticky_to_an_operator_who_is_full_or_no_longer_weighted,
+    waiting_interactions_drain_by_priority_then_age,
 ]
 
 

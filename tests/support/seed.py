@@ -14,9 +14,11 @@ from schemas.events import InteractionStatus
 Factory = async_sessionmaker[AsyncSession]
 
 
-async def add_source(sessions: Factory, identifier: str, description: str = "") -> int:
+async def add_source(
+    sessions: Factory, identifier: str, description: str = "", *, sticky: bool = False
+) -> int:
     async with sessions() as session, session.begin():
-        return (await SourceCRUD(session).create(identifier, description)).id
+        return (await SourceCRUD(session).create(identifier, description, sticky)).id
 
 
 async def add_operator(sessions: Factory, name: str, load_limit: int, active: bool = True) -> int:

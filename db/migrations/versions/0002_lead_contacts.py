@@ -1,4 +1,4 @@
-"""lead contacts: leads known by e-mail, phone and channel handle; interaction priority
+"""lead contacts: leads known by e-mail, phone and channel handle; priority; sticky sources
 
 Revision ID: 0002
 Revises: 0001
@@ -54,6 +54,11 @@ def upgrade() -> None:
         "interactions",
         sa.Column("priority", sa.Integer(), server_default=sa.text("0"), nullable=False),
     )
+    op.add_column(
+        "sources",
+        sa.Column("sticky", sa.Boolean(), server_default=sa.false(), nullable=False),
+    )
+    _waiting_index(["source_id", "priority", "id"])
 
 
 def downgrade() -> None:
@@ -62,6 +67,8 @@ def downgrade() -> None:
     without_email = bind.execute(sa.text("SELECT count(*) FROM leads WHERE email IS NULL"))
     if without_email.scalar_one():
         raise RuntimeError("leads without an e-mail exist; 0001 cannot represent them")
+    _waiting_index(["source_id", "id"])
+    op.drop_column("sources", "sticky")
     op.drop_column("interactions", "priority")
     with op.batch_alter_table("leads") as batch_op:
         batch_op.drop_column("handle")
@@ -70,3 +77,16 @@ def downgrade() -> None:
         batch_op.create_unique_constraint(op.f("uq_leads_email"), ["email"])
     op.drop_index(op.f("ix_lead_contacts_lead_uuid"), table_name="lead_contacts")
     op.drop_table("lead_contacts")
+
+
+def _waiting_index(columns: list[str]) -> None:
+    """The drain's index, over these columns, still only over waiting interactions."""
+    op.drop_index("ix_interactions_waiting_source_id", table_name="interactions")
+    waiting = sa.text("status = 'waiting'")
+    op.create_index(
+        "ix_interactions_waiting_source_id",
+        "interactions",
+        columns,
+        sqlite_where=waiting,
+        postgresql_where=waiting,
+    )
