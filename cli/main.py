@@ -26,7 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
         "METRICS_PORT) and an optional .env file.",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for add in (_add_worker, _add_api, _add_db, _add_demo, _add_dlq):
+    for add in (_add_worker, _add_api, _add_db, _add_demo, _add_dlq, _add_asyncapi):
         add(commands)
     return parser
 
@@ -120,6 +120,16 @@ def _add_dlq(commands: Commands) -> None:
     replay.add_argument("-y", "--yes", action="store_true", help="do not ask for confirmation")
 
 
+def _add_asyncapi(commands: Commands) -> None:
+    commands.add_parser(
+        "asyncapi",
+        help="print the AsyncAPI 3.0 document of the AMQP interface (JSON)",
+        description="Print the AsyncAPI 3.0 document of the AMQP surface (commands, events, "
+        "queues, bindings), generated from the code, as JSON with sorted keys; the API serves "
+        "the same at /asyncapi.json. Needs no settings and no broker.",
+    )
+
+
 def _positive(value: str) -> int:
     number = int(value)
     if number < 1:
@@ -130,6 +140,11 @@ def _positive(value: str) -> int:
 def main(argv: Sequence[str] | None = None) -> None:
     sys.excepthook = redacting_excepthook  # before anything can fail: settings, imports, I/O
     args = build_parser().parse_args(argv)
+    if args.command == "asyncapi":  # generated from the code alone: no settings to load
+        from messaging.asyncapi import asyncapi_json
+
+        sys.stdout.write(asyncapi_json())
+        sys.exit(0)
     settings = load_settings()
     configure_logging(settings.resolved_log_format)
     sys.exit(_dispatch(args, settings))
