@@ -91,13 +91,21 @@ class Broker:
         return self._link
 
     async def publish_command(
-        self, routing_key: str, body: bytes, message_id: str, *, reply: bool = False
+        self,
+        routing_key: str,
+        body: bytes,
+        message_id: str,
+        *,
+        reply: bool = False,
+        headers: dict[str, Any] | None = None,
     ) -> None:
         """A persistent command on the `interactions` exchange, returned once confirmed; with
-        `reply`, its outcome event comes back to `replies` under `message_id`."""
+        `reply`, its outcome event comes back to `replies` under `message_id`. `headers`: the
+        W3C trace context it continues (`messaging.tracing.trace_headers`)."""
         link = self._live_link()
         message = Message(
             body,
+            headers=headers,
             content_type="application/json",
             delivery_mode=DeliveryMode.PERSISTENT,
             message_id=message_id,

@@ -8,6 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.state import ApiState
 from api.unit import UnitOfWork
+from messaging import tracing
 
 
 def get_state(request: Request) -> ApiState:
@@ -32,8 +33,9 @@ async def get_session(request: Request, state: StateDep) -> AsyncIterator[AsyncS
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
 
 
-def get_unit(state: StateDep, session: SessionDep) -> UnitOfWork:
-    return UnitOfWork(state, session)
+def get_unit(request: Request, state: StateDep, session: SessionDep) -> UnitOfWork:
+    traceparent = tracing.parse_traceparent(request.headers.get(tracing.TRACEPARENT))
+    return UnitOfWork(state, session, traceparent)
 
 
 UnitDep = Annotated[UnitOfWork, Depends(get_unit)]

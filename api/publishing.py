@@ -6,6 +6,7 @@ import structlog
 
 from api.broker import BrokerUnavailable
 from api.state import ApiState
+from messaging import tracing
 from routing.outcomes import PendingEvent
 from worker.relay import record_published
 
@@ -17,7 +18,9 @@ async def publish_committed(state: ApiState, events: Sequence[PendingEvent]) -> 
     if not events:
         return
     try:
-        await state.broker.publish_events(events)
+        attributes = {"messaging.batch.message_count": len(events)}
+        with tracing.span("leadrouter.publish", kind="producer", attributes=attributes):
+            await state.broker.publish_events(events)
     except BrokerUnavailable as exc:
         log.warning("events left for the outbox relay", events=len(events), error=str(exc))
         return

@@ -13,6 +13,7 @@ from db.models import Interaction
 from db.repositories.interactions import InteractionCRUD
 from db.retry import retry_transient
 from db.routing_store.orm import OrmRoutingStore
+from messaging import tracing
 from routing.outcomes import PendingEvent
 from routing.router import Router
 
@@ -20,9 +21,12 @@ T = TypeVar("T")
 
 
 class UnitOfWork:
-    def __init__(self, state: ApiState, session: AsyncSession) -> None:
+    def __init__(
+        self, state: ApiState, session: AsyncSession, traceparent: str | None = None
+    ) -> None:
         self.state = state
         self.session = session
+        self.traceparent = traceparent  # the request's valid W3C `traceparent`: spans' parent
 
     async def routed(self, work: Callable[[Router], Awaitable[T]]) -> T:
         """Run `work` in a transaction with the worker's Router, then publish its events.
@@ -31,20 +35,22 @@ class UnitOfWork:
         and an AMQP close are one code path. Lock timeouts and deadlocks against a worker are
         retried like the worker retries them; what still fails answers 503.
         """
-        result, events = await retry_transient(
-            lambda: self._once(work),
-            attempts=self.state.settings.db_retry_attempts,
-            is_transient=is_transient,
-            rng=self.state.rng,
-        )
-        await publish_committed(self.state, events)
+        with tracing.span("leadrouter.api.change", traceparent=self.traceparent):
+            result, events = await retry_transient(
+                lambda: self._once(work),
+                attempts=self.state.settings.db_retry_attempts,
+                is_transient=is_transient,
+                rng=self.state.rng,
+            )
+            await publish_committed(self.state, events)
         return result
 
     async def _once(self, work: Callable[[Router], Awaitable[T]]) -> tuple[T, list[PendingEvent]]:
         self.session.expunge_all()
-        async with self.session.begin():
-            router = Router(OrmRoutingStore(self.session), self.state.rng)
-            result = await work(router)
+        with tracing.span("leadrouter.transaction"):
+            async with self.session.begin():
+                router = Router(OrmRoutingStore(self.session), self.state.rng)
+                result = await work(router)
         return result, router.outcome.events
 
     async def interaction_detail(self, interaction_id: int) -> Interaction:

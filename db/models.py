@@ -50,6 +50,8 @@ class Source(Base):
     description: Mapped[str] = mapped_column(Text, default="")
     # A lead's new interaction goes to the operator of its most recent one, when free.
     sticky: Mapped[bool] = mapped_column(default=False, server_default=false())
+    # Waiting longer than this gets one `interaction.overdue` event (None: no SLA).
+    max_wait_s: Mapped[int | None] = mapped_column(Integer, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
@@ -144,6 +146,8 @@ class Interaction(Base):
     is_active: Mapped[bool] = mapped_column(default=True)
     status: Mapped[InteractionStatus] = mapped_column(StatusText)
     priority: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    # When it was found waiting past its source's max_wait_s: set once, so one overdue event.
+    overdue_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     payload: Mapped[Any] = mapped_column(JSONDocument, nullable=True)
     message_id: Mapped[str | None] = mapped_column(String(255), unique=True, nullable=True)
     correlation_id: Mapped[str | None] = mapped_column(String(255), nullable=True)
@@ -185,3 +189,5 @@ class OutboxEvent(Base):
     reply_to: Mapped[str | None] = mapped_column(String(255), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     published_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # The W3C trace the event continues (the causing command's), so a re-send keeps it.
+    traceparent: Mapped[str | None] = mapped_column(String(55), nullable=True)

@@ -12,6 +12,9 @@ class Envelope:
     message_id: str | None = None
     correlation_id: str | None = None
     reply_to: str | None = None
+    # W3C trace context (valid or None: `messaging.tracing`); its events carry it on.
+    traceparent: str | None = None
+    tracestate: str | None = None
 
 
 @dataclass(frozen=True)

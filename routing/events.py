@@ -16,6 +16,8 @@ def build_event(
     correlation_id: str | None,
     reply_to: str | None,
     reason: AssignReason | None = None,
+    traceparent: str | None = None,
+    tracestate: str | None = None,
 ) -> tuple[PendingEvent, OutboxRow]:
     event = InteractionEvent(
         event_id=event_id,
@@ -35,8 +37,12 @@ def build_event(
     )
     body = event.model_dump_json()
     routing_key = event_type.value
-    pending = PendingEvent(event_id, routing_key, body, correlation_id, reply_to)
-    row = OutboxRow(event_id, facts.id, routing_key, body, correlation_id, reply_to, now)
+    pending = PendingEvent(
+        event_id, routing_key, body, correlation_id, reply_to, traceparent, tracestate
+    )
+    row = OutboxRow(
+        event_id, facts.id, routing_key, body, correlation_id, reply_to, now, traceparent
+    )
     return pending, row
 
 
@@ -46,6 +52,8 @@ def build_merged_event(
     interaction_id: int,
     now: datetime,
     correlation_id: str | None,
+    traceparent: str | None = None,
+    tracestate: str | None = None,
 ) -> tuple[PendingEvent, OutboxRow]:
     """`lead.merged`; its outbox row hangs on the interaction whose command merged the leads
     (the relay finds it there), and no reply copy: the command's reply is its own event."""
@@ -57,6 +65,10 @@ def build_merged_event(
     )
     body = event.model_dump_json()
     routing_key = EventType.LEAD_MERGED.value
-    pending = PendingEvent(event_id, routing_key, body, correlation_id, None)
-    row = OutboxRow(event_id, interaction_id, routing_key, body, correlation_id, None, now)
+    pending = PendingEvent(
+        event_id, routing_key, body, correlation_id, None, traceparent, tracestate
+    )
+    row = OutboxRow(
+        event_id, interaction_id, routing_key, body, correlation_id, None, now, traceparent
+    )
     return pending, row

@@ -119,3 +119,4 @@ class OutboxRow(NamedTuple):
     correlation_id: str | None
     reply_to: str | None
     created_at: datetime
+    traceparent: str | None = None  # the W3C trace the event continues, for a re-send too

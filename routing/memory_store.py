@@ -10,7 +10,7 @@ keeps this store honest.
 import copy
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TypeVar
 
 from routing.facts import (
@@ -44,6 +44,7 @@ class StoredInteraction:
     is_active: bool
     assigned_at: datetime | None
     closed_at: datetime | None = None
+    overdue_at: datetime | None = None
 
 
 @dataclass
@@ -60,6 +61,7 @@ class InMemoryRoutingStore:
     def __init__(self) -> None:
         self.sources: set[int] = set()
         self.sticky: set[int] = set()
+        self.max_wait_s: dict[int, int] = {}
         self.operators: dict[int, OperatorState] = {}
         self.weights: dict[tuple[int, int], int] = {}  # (source_id, operator_id) -> weight
         self.leads: dict[str, KnownLead] = {}
@@ -70,11 +72,13 @@ class InMemoryRoutingStore:
 
     # -- set-up, as the API would leave it -------------------------------------------------------
 
-    def add_source(self, sticky: bool = False) -> int:
+    def add_source(self, sticky: bool = False, max_wait_s: int | None = None) -> int:
         source_id = len(self.sources) + 1
         self.sources.add(source_id)
         if sticky:
             self.sticky.add(source_id)
+        if max_wait_s is not None:
+            self.max_wait_s[source_id] = max_wait_s
         return source_id
 
     def add_operator(self, load_limit: int, active: bool = True) -> int:
@@ -210,6 +214,23 @@ class InMemoryRoutingStore:
             )
             ids.append(interaction_id)
         return ids
+
+    async def overdue_waiting(self, now: datetime, limit: int) -> list[InteractionFacts]:
+        late = [
+            stored
+            for _, stored in sorted(self.interactions.items())
+            if stored.status == InteractionStatus.WAITING
+            and stored.overdue_at is None
+            and (wait := self.max_wait_s.get(stored.row.source_id)) is not None
+            and stored.row.created_at < now - timedelta(seconds=wait)
+        ]
+        return [self._facts(stored) for stored in late[:limit]]
+
+    async def set_overdue(self, interaction_ids: Iterable[int], now: datetime) -> None:
+        for i in interaction_ids:
+            stored = self.interactions[i]
+            if stored.overdue_at is None:
+                stored.overdue_at = now
 
     async def set_closed(self, interaction_ids: Iterable[int], now: datetime) -> None:
         for i in interaction_ids:

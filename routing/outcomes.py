@@ -15,6 +15,8 @@ class PendingEvent:
     body: str
     correlation_id: str | None
     reply_to: str | None
+    traceparent: str | None = None  # of the command that caused it (W3C trace context)
+    tracestate: str | None = None  # not stored: the relay re-sends the `traceparent` only
 
 
 @dataclass(frozen=True)

@@ -39,6 +39,7 @@ ASSIGNED, WAITING, CLOSED = (
 WEIGHTED, STICKY = AssignReason.WEIGHTED, AssignReason.STICKY
 DRAIN, MANUAL = AssignReason.DRAIN, AssignReason.MANUAL
 DRAIN_CHUNK = 500
+OVERDUE_CHUNK = 500
 
 
 class Router:
@@ -54,6 +55,9 @@ class Router:
         self.pool = OperatorPool({}, [])
         self._outbox_rows: list[OutboxRow] = []
         self._followers: list[tuple[CreateRequest | CloseRequest, int]] = []
+        # operator_id -> the envelope of the traced close that freed it: a drain onto that
+        # operator continues the close's trace (a drain an API change caused has none).
+        self._freed_by: dict[int, Envelope] = {}
 
     async def route_batch(
         self, creates: Sequence[CreateRequest], closes: Sequence[CloseRequest]
@@ -104,6 +108,19 @@ class Router:
         self.pool = await OperatorPool.lock(self.store, source_ids, operator_ids)
         await self._drain(source_ids | self.pool.sources_served_by(operator_ids))
         await self._finish()
+        return self.outcome
+
+    async def mark_overdue(self, now: datetime | None = None) -> RoutingOutcome:
+        """One `interaction.overdue` per interaction that has waited past its source's
+        `max_wait_s`: marked in the same transaction as its event, so whichever worker's
+        timer finds it first sends it, and nobody sends it again."""
+        late = await self.store.overdue_waiting(now or self.now, OVERDUE_CHUNK)
+        if late:
+            await self.store.set_overdue([facts.id for facts in late], now or self.now)
+            for facts in late:
+                envelope = Envelope(None, facts.correlation_id, None)
+                self._emit(facts, EventType.OVERDUE, envelope)
+            await self.store.add_events(self._outbox_rows)
         return self.outcome
 
     async def assign(self, interaction_id: int, operator_id: int) -> RoutingOutcome:
@@ -360,6 +377,8 @@ class Router:
             if facts.status == ASSIGNED and facts.operator_id is not None:
                 self.pool.release(facts.operator_id)
                 freed.add(facts.operator_id)
+                if request.envelope.traceparent is not None:
+                    self._freed_by[facts.operator_id] = request.envelope
             closed = replace(facts, status=CLOSED)
             self._record(
                 request.key, closed, self._emit(closed, EventType.CLOSED, request.envelope)
@@ -388,11 +407,21 @@ class Router:
                 self._emit(
                     assigned,
                     EventType.ASSIGNED,
-                    Envelope(None, facts.correlation_id, facts.reply_to),
+                    self._drained_envelope(facts, operator_id),
                     DRAIN,
                 )
             await self.store.set_assigned(assignments, self.now)
             after = WaitingCursor(waiting[-1].priority, waiting[-1].id)
+
+    def _drained_envelope(self, facts: InteractionFacts, operator_id: int) -> Envelope:
+        """A drained interaction's event answers its own command (correlation_id, reply_to)
+        and continues the trace of the close that freed its operator, if that had one."""
+        cause = self._freed_by.get(operator_id) if self._freed_by else None
+        if cause is None:
+            return Envelope(None, facts.correlation_id, facts.reply_to)
+        return Envelope(
+            None, facts.correlation_id, facts.reply_to, cause.traceparent, cause.tracestate
+        )
 
     # -- bookkeeping ---------------------------------------------------------------------------
 
@@ -411,6 +440,8 @@ class Router:
             envelope.correlation_id,
             envelope.reply_to,
             reason,
+            envelope.traceparent,
+            envelope.tracestate,
         )
         self._outbox_rows.append(row)
         self.outcome.events.append(event)
@@ -419,7 +450,13 @@ class Router:
     def _emit_merged(self, merge: LeadMerge, interaction_id: int, envelope: Envelope) -> None:
         """`lead.merged`, stored with the interaction whose command revealed the merge."""
         event, row = build_merged_event(
-            self.new_event_id(), merge, interaction_id, self.now, envelope.correlation_id
+            self.new_event_id(),
+            merge,
+            interaction_id,
+            self.now,
+            envelope.correlation_id,
+            envelope.traceparent,
+            envelope.tracestate,
         )
         self._outbox_rows.append(row)
         self.outcome.events.append(event)
@@ -437,6 +474,8 @@ class Router:
             stored.body,
             envelope.correlation_id,
             envelope.reply_to,
+            envelope.traceparent,
+            envelope.tracestate,
         )
         self.outcome.events.append(event)
         status = InteractionStatus(stored.routing_key.removeprefix("interaction."))
@@ -448,7 +487,11 @@ class Router:
         original = self.outcome.results.get(of_key)
         if isinstance(original, Routed):
             event = replace(
-                original.event, correlation_id=envelope.correlation_id, reply_to=envelope.reply_to
+                original.event,
+                correlation_id=envelope.correlation_id,
+                reply_to=envelope.reply_to,
+                traceparent=envelope.traceparent,
+                tracestate=envelope.tracestate,
             )
             self.outcome.events.append(event)
             self.outcome.results[key] = replace(original, event=event, replayed=True)

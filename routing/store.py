@@ -80,6 +80,13 @@ class RoutingStore(Protocol):
         """Insert the rows; returns their new ids in row order."""
         ...
 
+    async def overdue_waiting(self, now: datetime, limit: int) -> list[InteractionFacts]:
+        """Waiting interactions past their source's `max_wait_s` and not yet marked overdue,
+        oldest first; on PostgreSQL locked (`SKIP LOCKED`: another worker is marking them)."""
+        ...
+
+    async def set_overdue(self, interaction_ids: Iterable[int], now: datetime) -> None: ...
+
     async def set_closed(self, interaction_ids: Iterable[int], now: datetime) -> None: ...
 
     async def set_assigned(self, assignments: Mapping[int, int], now: datetime) -> None:

@@ -17,6 +17,7 @@ class EventType(StrEnum):
     ASSIGNED = "interaction.assigned"
     WAITING = "interaction.waiting"
     CLOSED = "interaction.closed"
+    OVERDUE = "interaction.overdue"
     LEAD_MERGED = "lead.merged"
 
 

@@ -41,6 +41,8 @@ log = structlog.get_logger(__name__)
 BURST_IDLE_S = 1.0
 # Confirmed events are recorded in the next batch's transaction, or after this much idleness.
 RECORD_IDLE_S = 0.05
+# Overdue waiting interactions are looked for this often: within a few seconds of the line.
+TIMER_INTERVAL_S = 1.0
 
 
 @dataclass
@@ -80,13 +82,17 @@ class Worker:
     async def run(self, *, burst: bool = False) -> None:
         """Consume until stopped, or (burst) until both work queues are empty."""
         async with self._started() as running:
-            relay_task = asyncio.create_task(self._relay_forever(running.relay))
+            background = [
+                asyncio.create_task(self._relay_forever(running.relay)),
+                asyncio.create_task(self._timers_forever(running.processor)),
+            ]
             try:
                 await self._consume(running, burst)
             finally:
-                relay_task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await relay_task
+                for task in background:
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
                 await self._drain_after_stop(running)
 
     @contextlib.asynccontextmanager
@@ -245,6 +251,16 @@ class Worker:
                 "grace period over; unfinished deliveries go back to the queue",
                 left=self.buffer.qsize(),
             )
+
+    async def _timers_forever(self, processor: BatchProcessor) -> None:
+        """Every TIMER_INTERVAL_S: waiting SLAs checked against the database (not this
+        process's memory, so a restarted or another worker fires them just the same)."""
+        while True:
+            await asyncio.sleep(TIMER_INTERVAL_S)
+            try:
+                await processor.fire_timers()
+            except Exception as exc:
+                log.warning("timers failed; will retry", error=repr(exc)[:300])
 
     async def _relay_forever(self, relay: OutboxRelay) -> None:
         interval = self.settings.outbox_relay_interval_s

@@ -8,9 +8,10 @@ import asyncio
 import contextlib
 import time
 from collections import Counter
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Mapping, Sequence
 from dataclasses import dataclass
 from random import Random
+from typing import Any
 
 import structlog
 from aio_pika.abc import AbstractIncomingMessage
@@ -19,6 +20,7 @@ from db.errors import is_transient
 from db.retry import RetriesExhausted, retry_transient
 from db.transactions import TransactionRunner
 from db.types import utcnow
+from messaging import tracing
 from messaging.lenient_strings import printable, short_string_properties
 from messaging.publisher import EventPublisher
 from messaging.topology import is_own_queue
@@ -26,6 +28,7 @@ from routing.commands import CloseRequest, CreateRequest, Envelope
 from routing.outcomes import RefusalClass, Refused, Routed, RoutingOutcome
 from routing.router import Router
 from routing.store import RoutingStore
+from schemas.events import EventType
 from worker.confirm_ledger import ConfirmLedger
 from worker.metrics import WorkerMetrics
 from worker.parse import CommandKind, envelope_refusal, parse_command
@@ -57,6 +60,7 @@ class RoutedBatch:
     refused: dict[int, Refused]
     started: float
     event_ids: list[str]  # of `outcome.events`, listed once for the ledger
+    span: Any = None  # the batch's OpenTelemetry span while tracing is on (messaging.tracing)
 
 
 class BatchProcessor:
@@ -85,10 +89,21 @@ class BatchProcessor:
     async def route(self, deliveries: Sequence[Delivery]) -> RoutedBatch:
         """Parse and route in one transaction, which also records earlier batches' confirms."""
         started = time.perf_counter()
+        attributes = {"messaging.batch.message_count": len(deliveries)}
+        with tracing.span("leadrouter.batch", kind="consumer", attributes=attributes) as span:
+            routed = await self._route_batch(deliveries, started)
+            routed.span = span
+            return routed
+
+    async def _route_batch(self, deliveries: Sequence[Delivery], started: float) -> RoutedBatch:
         requests, refused = self._parse(deliveries)
         to_record = self.ledger.take_confirmed()
         try:
-            outcome, recorded = await self._route(requests, to_record)
+            if tracing.active():  # one span per traced command: its events' parent
+                with tracing.command_spans(requests) as continued:
+                    outcome, recorded = await self._route(continued, to_record)
+            else:
+                outcome, recorded = await self._route(requests, to_record)
         except BaseException:
             self.ledger.not_recorded(to_record)
             raise
@@ -108,7 +123,16 @@ class BatchProcessor:
             for k, refusal in routed.refused.items()
         ]
         publishes += [self.publisher.publish_event(event) for event in routed.outcome.events]
-        return asyncio.gather(*(asyncio.ensure_future(p) for p in publishes))
+        confirmed = asyncio.gather(*(asyncio.ensure_future(p) for p in publishes))
+        if routed.span is not None:  # tracing on: a span from now until every confirm
+            span = tracing.start_span(
+                "leadrouter.publish",
+                parent=routed.span,
+                kind="producer",
+                attributes={"messaging.batch.message_count": len(publishes)},
+            )
+            confirmed.add_done_callback(lambda done: _end_publish_span(span, done))
+        return confirmed
 
     async def settle(
         self,
@@ -133,6 +157,27 @@ class BatchProcessor:
             self.ledger.abandoned(routed.event_ids)
             raise
         self.ledger.confirmed(routed.event_ids)
+
+    async def fire_timers(self) -> int:
+        """Waiting interactions past their source's SLA: marked overdue and announced in one
+        transaction, then published like a batch's events. Driven from the database, so any
+        worker's timer may find them, and each is announced once (returns how many)."""
+        outcome = await self.transactions.run(lambda store: Router(store, self.rng).mark_overdue())
+        if not outcome.events:
+            return 0
+        event_ids = [event.event_id for event in outcome.events]
+        self.ledger.routed(event_ids)
+        try:
+            await self.publisher.publish_events(outcome.events)
+        except Exception:
+            self.ledger.abandoned(event_ids)  # committed: the relay sends them later
+            raise
+        self.ledger.confirmed(event_ids)
+        self.metrics.events_published.labels(EventType.OVERDUE.value).inc(len(event_ids))
+        for event in outcome.events:
+            log.info("interaction overdue", event_id=event.event_id)
+        await self.record_confirmed()
+        return len(event_ids)
 
     async def record_confirmed(self) -> None:
         """Record confirms while no batch comes to carry them, through the same runner."""
@@ -176,16 +221,17 @@ class BatchProcessor:
             )
             if refusal is not None:
                 return refusal
-            envelope, region = self._envelope(message), self.config.phone_region
+            envelope, region = self._envelope(message, headers), self.config.phone_region
             return parse_command(delivery.kind, key, message.body, envelope, region)
         except Exception as exc:
             log.exception("could not read message", key=key)
             reason = one_line(f"could not read message: {error_summary(exc)}")
             return Refused(reason, RefusalClass.INVALID_BODY)
 
-    def _envelope(self, message: AbstractIncomingMessage) -> Envelope:
+    def _envelope(self, message: AbstractIncomingMessage, headers: Mapping[str, Any]) -> Envelope:
         """A `reply_to` naming one of the service's own queues would turn the event into a
-        command (or a dead letter): it is dropped, logged and counted, never delivered."""
+        command (or a dead letter): it is dropped, logged and counted, never delivered.
+        A `traceparent` header that is not W3C's is ignored (logged at debug), never refused."""
         reply_to = message.reply_to
         if reply_to is not None and is_own_queue(reply_to):
             log.warning(
@@ -195,7 +241,20 @@ class BatchProcessor:
             )
             self.metrics.reply_to_ignored.inc()
             reply_to = None
-        return Envelope(message.message_id, message.correlation_id, reply_to)
+        if (raw := headers.get(tracing.TRACEPARENT)) is None:
+            return Envelope(message.message_id, message.correlation_id, reply_to)
+        traceparent, tracestate = tracing.parse_traceparent(raw), None
+        if traceparent is None:
+            log.debug(
+                "traceparent is not W3C trace context; ignored",
+                traceparent=printable(raw if isinstance(raw, str) else repr(raw))[:80],
+                message_id=printable(message.message_id or ""),
+            )
+        elif (state := headers.get(tracing.TRACESTATE)) is not None:
+            tracestate = tracing.parse_tracestate(state)
+        return Envelope(
+            message.message_id, message.correlation_id, reply_to, traceparent, tracestate
+        )
 
     async def _route(
         self, requests: Sequence[Request], to_record: Sequence[str] = ()
@@ -236,7 +295,8 @@ class BatchProcessor:
             await store.record_published(to_record, utcnow())
             return await Router(store, self.rng).route_batch(creates, closes)
 
-        return await self.transactions.run(work)
+        with tracing.span("leadrouter.transaction"):
+            return await self.transactions.run(work)
 
     async def _route_one_by_one(self, requests: Sequence[Request]) -> RoutingOutcome:
         merged = RoutingOutcome()
@@ -259,15 +319,18 @@ class BatchProcessor:
                     "message dead-lettered",
                     queue=delivery.kind,
                     message_id=printable(message_id or "") or None,
+                    trace_id=_trace_id(delivery.message),
                     reason=refusal.reason,
                     reason_class=refusal.kind.value,
                     duration_ms=elapsed_ms,
                 )
             elif isinstance(result, Routed):
+                traceparent = result.event.traceparent
                 log.info(
                     f"interaction {delivery.kind}d",
                     interaction_id=result.interaction_id,
                     message_id=message_id,
+                    trace_id=traceparent[3:35] if traceparent else None,
                     source_id=result.source_id,
                     operator_id=result.operator_id,
                     status=result.status,
@@ -307,6 +370,18 @@ async def ack_batch(deliveries: Sequence[Delivery]) -> None:
             last_by_channel[key] = delivery.message
     for message in last_by_channel.values():
         await message.ack(multiple=True)
+
+
+def _trace_id(message: AbstractIncomingMessage) -> str | None:
+    """The trace id of a message's `traceparent` header, if it is a valid one."""
+    headers = message.headers
+    raw = headers.get(tracing.TRACEPARENT) if headers else None
+    return None if raw is None else tracing.trace_id_of(tracing.parse_traceparent(raw))
+
+
+def _end_publish_span(span: Any, done: "asyncio.Future[list[None]]") -> None:
+    error = None if done.cancelled() else done.exception()
+    tracing.end_span(span, error)
 
 
 def _refuse_all(requests: Sequence[Request], reason: str, kind: RefusalClass) -> RoutingOutcome:

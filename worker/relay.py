@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from db.repositories.outbox import OutboxCRUD
 from db.session import begin_read_only
 from db.types import utcnow
+from messaging import tracing
 from messaging.publisher import EventPublisher
 from routing.outcomes import PendingEvent
 
@@ -52,11 +53,15 @@ class OutboxRelay:
                 rows = await OutboxCRUD(session).unpublished(older_than, RELAY_CHUNK, after_id)
             after_id = rows[-1].id if rows else after_id
             events = [
-                PendingEvent(r.event_id, r.routing_key, r.body, r.correlation_id, r.reply_to)
+                PendingEvent(
+                    r.event_id, r.routing_key, r.body, r.correlation_id, r.reply_to, r.traceparent
+                )
                 for r in rows
                 if r.event_id not in skip
             ]
-            await self.publisher.publish_events(events)
+            if events:
+                with tracing.span("leadrouter.publish", attributes={"leadrouter.relay": True}):
+                    await self.publisher.publish_events(events)
             await record_published(self.session_factory, (e.event_id for e in events))
             total += len(events)
             if len(rows) < RELAY_CHUNK:

@@ -1,6 +1,6 @@
 """Field types of the API's models; those shared with AMQP are in `schemas.fields`."""
 
-from typing import Annotated
+from typing import Annotated, ClassVar
 
 from pydantic import (
     AfterValidator,
@@ -8,6 +8,7 @@ from pydantic import (
     ConfigDict,
     Field,
     StringConstraints,
+    ValidationInfo,
     field_validator,
 )
 
@@ -40,10 +41,12 @@ class PatchBody(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
+    nullable: ClassVar[frozenset[str]] = frozenset()  # fields where null means "unset it"
+
     @field_validator("*", mode="before")
     @classmethod
-    def _not_null(cls, value: object) -> object:
-        if value is None:
+    def _not_null(cls, value: object, info: ValidationInfo) -> object:
+        if value is None and info.field_name not in cls.nullable:
             raise ValueError("may be left out, but not null")
         return value
 

@@ -1,7 +1,7 @@
 """Sources and their operator weights."""
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, ClassVar
 
 from pydantic import (
     AfterValidator,
@@ -9,6 +9,7 @@ from pydantic import (
     ConfigDict,
     Field,
     StrictBool,
+    StrictInt,
     StringConstraints,
     field_validator,
 )
@@ -26,6 +27,8 @@ Identifier = Annotated[
 
 
 Description = Annotated[StorableText, Field(max_length=2000, examples=["Support bot"])]
+MAX_WAIT_HELP = "a waiting interaction older than this gets one `interaction.overdue` event"
+MaxWait = Annotated[StrictInt, Field(ge=1, le=7 * 86400, examples=[300], description=MAX_WAIT_HELP)]
 STICKY_HELP = (
     "a lead's new interaction goes to the operator of its most recent one when that operator "
     "is active, weighted for this source and under its limit"
@@ -37,7 +40,8 @@ class SourceCreate(BaseModel):
 
     identifier: Identifier
     description: Description = ""
-    sticky: bool = Field(default=False, description=STICKY_HELP)
+    sticky: StrictBool = Field(default=False, description=STICKY_HELP)
+    max_wait_s: MaxWait | None = None
 
 
 class SourcePatch(PatchBody):
@@ -46,6 +50,9 @@ class SourcePatch(PatchBody):
     identifier: Identifier | SkipJsonSchema[None] = None
     description: Description | SkipJsonSchema[None] = None
     sticky: StrictBool | SkipJsonSchema[None] = None
+    max_wait_s: MaxWait | None = None
+
+    nullable: ClassVar[frozenset[str]] = frozenset({"max_wait_s"})  # null: no SLA any more
 
 
 class SourceOut(BaseModel):
@@ -55,6 +62,7 @@ class SourceOut(BaseModel):
     identifier: str = Field(examples=["telegram-bot"])
     description: str = Field(examples=["Support bot"])
     sticky: bool = Field(description=STICKY_HELP)
+    max_wait_s: int | None = Field(description=MAX_WAIT_HELP)
     created_at: datetime
 
 

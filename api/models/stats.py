@@ -36,3 +36,7 @@ class Distribution(BaseModel):
     by_operator: list[OperatorCount]
     by_source: list[SourceCount]
     waiting_count: int
+    overdue_count: int = Field(
+        description="interactions that waited past their source's max_wait_s"
+    )
+    offered_count: int = Field(description="always 0: offers (accept_timeout_s) are not built yet")

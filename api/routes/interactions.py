@@ -4,7 +4,7 @@ import asyncio
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Query, Response
+from fastapi import APIRouter, Body, Query, Request, Response
 from pydantic import BaseModel, Field
 
 from api.deps import SessionDep, StateDep, UnitDep
@@ -19,7 +19,9 @@ from api.models.interactions import (
 )
 from api.routes.params import API_PREFIX, InteractionId, PageQuery, QueryId
 from api.routes.sources import existing_source
+from api.state import ApiState
 from db.repositories.interactions import InteractionCRUD, InteractionFilter
+from messaging import tracing
 from messaging.topology import CREATE_ROUTING_KEY
 from schemas.events import InteractionStatus
 from schemas.fields import StorableText
@@ -46,6 +48,7 @@ class InteractionQuery(BaseModel):
 )
 async def publish_interaction(
     raw: Annotated[Any, Body()],
+    request: Request,
     state: StateDep,
     session: SessionDep,
     response: Response,
@@ -59,7 +62,8 @@ async def publish_interaction(
     The answer's `message_id` is the AMQP message id, so the result can be found later with
     `GET /interactions?message_id=...`. An unknown `source_id` is refused here with 404. With
     `?wait=S` the request waits up to S seconds for the worker's outcome and answers 201 with
-    the interaction (operator, status); if S passes first, 202 as without it.
+    the interaction (operator, status); if S passes first, 202 as without it. A W3C
+    `traceparent` (and `tracestate`) request header travels on with the command.
     """
     body = validate_create(raw, state.settings.default_phone_region)
     async with session.begin():
@@ -67,14 +71,14 @@ async def publish_interaction(
     message_id = uuid.uuid4().hex
     # What the bot sent, normalised: fields it left out stay out (the worker's defaults apply).
     command = body.model_dump_json(exclude_unset=True).encode()
+    traceparent = tracing.parse_traceparent(request.headers.get(tracing.TRACEPARENT))
+    tracestate = tracing.parse_tracestate(request.headers.get(tracing.TRACESTATE))
     if wait is None:
-        await state.broker.publish_command(CREATE_ROUTING_KEY, command, message_id)
-        state.metrics.ingress_published.inc()
+        await _publish_create(state, command, message_id, traceparent, tracestate)
         return Accepted(message_id=message_id)
     outcome = state.broker.replies.expect(message_id)
     try:
-        await state.broker.publish_command(CREATE_ROUTING_KEY, command, message_id, reply=True)
-        state.metrics.ingress_published.inc()
+        await _publish_create(state, command, message_id, traceparent, tracestate, reply=True)
         event = await asyncio.wait_for(asyncio.shield(outcome), wait)
     except TimeoutError:
         return Accepted(message_id=message_id)
@@ -82,6 +86,28 @@ async def publish_interaction(
         state.broker.replies.forget(message_id)
     response.status_code = 201
     return InteractionDetail.model_validate(await unit.interaction_detail(event["interaction_id"]))
+
+
+async def _publish_create(
+    state: ApiState,
+    command: bytes,
+    message_id: str,
+    traceparent: str | None,
+    tracestate: str | None,
+    *,
+    reply: bool = False,
+) -> None:
+    """The command, continuing the caller's trace (a span of its own while tracing is on)."""
+    attributes = {"messaging.message.id": message_id}
+    with tracing.span(
+        "leadrouter.ingress", traceparent=traceparent, kind="producer", attributes=attributes
+    ) as span:
+        traceparent = tracing.outgoing_traceparent(traceparent, span)
+        headers = tracing.trace_headers(traceparent, tracestate if traceparent else None)
+        await state.broker.publish_command(
+            CREATE_ROUTING_KEY, command, message_id, reply=reply, headers=headers
+        )
+    state.metrics.ingress_published.inc()
 
 
 @router.get("", response_model=list[InteractionOut])

@@ -41,7 +41,9 @@ async def create_source(body: SourceCreate, session: SessionDep) -> SourceOut:
             sources = SourceCRUD(session)
             if await sources.get_by_identifier(body.identifier) is not None:
                 raise duplicate
-            source = await sources.create(body.identifier, body.description, body.sticky)
+            source = await sources.create(
+                body.identifier, body.description, body.sticky, body.max_wait_s
+            )
     except IntegrityError:  # created concurrently between the check and the insert
         raise duplicate from None
     return SourceOut.model_validate(source)

@@ -2,14 +2,14 @@
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, fields
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, cast
 
 from sqlalchemy import Select, Table, and_, func, insert, or_, select, text, true, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
-from db.models import Interaction, Lead
+from db.models import Interaction, Lead, Source
 from db.repositories.operators import OperatorCRUD
 from db.types import utcnow
 from routing.facts import InteractionFacts, NewInteraction, WaitingCursor
@@ -157,6 +157,41 @@ class InteractionCRUD:
         )
         result = await self.session.execute(stmt)
         return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    async def overdue_waiting(self, now: datetime, limit: int) -> list[InteractionFacts]:
+        """Per source with an SLA (few), its waiting interactions older than the line; the
+        cut-off is computed here, so the statement is the same on SQLite and PostgreSQL."""
+        slas = await self.session.execute(
+            select(Source.id, Source.max_wait_s).where(Source.max_wait_s.is_not(None))
+        )
+        late = [
+            and_(
+                Interaction.source_id == source_id,
+                Interaction.created_at < now - timedelta(seconds=wait),
+            )
+            for source_id, wait in slas
+            if wait is not None
+        ]
+        if not late:
+            return []
+        stmt = (
+            self._facts_query()
+            .where(Interaction.status == WAITING, Interaction.overdue_at.is_(None), or_(*late))
+            .order_by(Interaction.id)
+            .limit(limit)
+            .with_for_update(of=Interaction, skip_locked=True)
+        )
+        return [InteractionFacts(*row) for row in (await self.session.execute(stmt))]
+
+    async def set_overdue(self, interaction_ids: Iterable[int], now: datetime) -> None:
+        ids = list(interaction_ids)
+        if ids:
+            await self.session.execute(
+                update(Interaction)
+                .where(Interaction.id.in_(ids), Interaction.overdue_at.is_(None))
+                .values(overdue_at=now)
+                .execution_options(synchronize_session=False)
+            )
 
     async def set_closed(self, interaction_ids: Iterable[int], now: datetime) -> None:
         params = [

@@ -12,8 +12,16 @@ class SourceCRUD:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def create(self, identifier: str, description: str, sticky: bool = False) -> Source:
-        source = Source(identifier=identifier, description=description, sticky=sticky)
+    async def create(
+        self,
+        identifier: str,
+        description: str,
+        sticky: bool = False,
+        max_wait_s: int | None = None,
+    ) -> Source:
+        source = Source(
+            identifier=identifier, description=description, sticky=sticky, max_wait_s=max_wait_s
+        )
         self.session.add(source)
         await self.session.flush()
         return source

@@ -1,5 +1,7 @@
 """StatsQueries: the aggregates behind `/stats` and `/metrics`, each one grouped query."""
 
+from datetime import datetime
+
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -44,3 +46,19 @@ class StatsQueries:
     async def count_with_status(self, status: InteractionStatus) -> int:
         stmt = select(func.count()).select_from(Interaction).where(Interaction.status == status)
         return int((await self.session.execute(stmt)).scalar_one())
+
+    async def count_overdue(self) -> int:
+        """Interactions that ever waited past their source's SLA (any status now)."""
+        stmt = (
+            select(func.count()).select_from(Interaction).where(Interaction.overdue_at.is_not(None))
+        )
+        return int((await self.session.execute(stmt)).scalar_one())
+
+    async def oldest_waiting_by_source(self) -> list[tuple[int, datetime]]:
+        """(source_id, created_at of its oldest waiting interaction), for sources with any."""
+        stmt = (
+            select(Interaction.source_id, func.min(Interaction.created_at))
+            .where(Interaction.status == InteractionStatus.WAITING)
+            .group_by(Interaction.source_id)
+        )
+        return [(s, t) for s, t in await self.session.execute(stmt)]

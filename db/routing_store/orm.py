@@ -83,6 +83,12 @@ class OrmRoutingStore:
     async def insert_interactions(self, rows: Sequence[NewInteraction]) -> list[int]:
         return await self.interactions.insert_many(rows)
 
+    async def overdue_waiting(self, now: datetime, limit: int) -> list[InteractionFacts]:
+        return await self.interactions.overdue_waiting(now, limit)
+
+    async def set_overdue(self, interaction_ids: Iterable[int], now: datetime) -> None:
+        await self.interactions.set_overdue(interaction_ids, now)
+
     async def set_closed(self, interaction_ids: Iterable[int], now: datetime) -> None:
         await self.interactions.set_closed(interaction_ids, now)
 

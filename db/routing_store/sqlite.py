@@ -11,7 +11,7 @@ import json
 import sqlite3
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import fields
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from db.types import sqlite_time
@@ -239,6 +239,30 @@ class SqliteRoutingStore:
         self._insert("interactions", INTERACTION_COLUMNS, interaction_values(ids, rows))
         return ids
 
+    async def overdue_waiting(self, now: datetime, limit: int) -> list[InteractionFacts]:
+        slas = self.db.execute(
+            "SELECT id, max_wait_s FROM sources WHERE max_wait_s IS NOT NULL"
+        ).fetchall()
+        if not slas:
+            return []
+        late = " OR ".join(["(i.source_id = ? AND i.created_at < ?)"] * len(slas))
+        params: list[Any] = [
+            v
+            for source_id, wait in slas
+            for v in (source_id, sqlite_time(now - timedelta(seconds=wait)))
+        ]
+        sql = (
+            f"{_FACTS} WHERE i.status = '{_WAITING}' AND i.overdue_at IS NULL AND ({late}) "
+            "ORDER BY i.id LIMIT ?"
+        )
+        return [_facts(row) for row in self._select(sql, [*params, limit], _FACT_COLUMNS)]
+
+    async def set_overdue(self, interaction_ids: Iterable[int], now: datetime) -> None:
+        self.db.executemany(
+            "UPDATE interactions SET overdue_at = ? WHERE id = ? AND overdue_at IS NULL",
+            [(sqlite_time(now), i) for i in interaction_ids],
+        )
+
     async def set_closed(self, interaction_ids: Iterable[int], now: datetime) -> None:
         at = sqlite_time(now)
         self.db.executemany(
@@ -353,6 +377,7 @@ def outbox_values(rows: Sequence[OutboxRow]) -> list[Any]:
                 row.correlation_id,
                 row.reply_to,
                 time(row.created_at),
+                row.traceparent,
             )
         )
     return values

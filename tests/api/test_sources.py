@@ -81,3 +81,19 @@ async def test_patch_changes_only_what_is_sent(client: AsyncClient) -> None:
         assert response.status_code == status, (body, response.text)
     assert (await client.patch("/sources/9999", json={"sticky": True})).status_code == 404
     assert ok(await client.get(f"/sources/{other}"))["sticky"] is False
+
+
+async def test_max_wait_s_is_set_changed_and_cleared(client: AsyncClient) -> None:
+    created = ok(
+        await client.post("/sources", json={"identifier": "phone", "max_wait_s": 300}), 201
+    )
+    assert created["max_wait_s"] == 300
+    source = created["id"]
+    assert ok(await client.patch(f"/sources/{source}", json={"max_wait_s": 60}))["max_wait_s"] == 60
+    assert (
+        ok(await client.patch(f"/sources/{source}", json={"max_wait_s": None}))["max_wait_s"]
+        is None
+    )
+    for bad in (0, -1, "60", 1.5, True, 10**9):
+        response = await client.patch(f"/sources/{source}", json={"max_wait_s": bad})
+        assert response.status_code == 422, (bad, response.text)

@@ -49,4 +49,6 @@ async def test_operators_load_and_distribution(client: AsyncClient, sessions: Se
             {"source_id": web, "identifier": "web", "count": 2},
         ],
         "waiting_count": 2,
+        "overdue_count": 0,
+        "offered_count": 0,
     }

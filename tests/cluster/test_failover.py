@@ -199,8 +199,8 @@ async def scenario(
         publishing = asyncio.create_task(
             publish_creates(channel, emails, source, uuid.uuid4().hex[:8])
         )
-        await log.wait(lambda lg: len(lg.interactions()) >= DISRUPT_AT, 60, "the first ones")
         try:
+            await log.wait(lambda lg: len(lg.interactions()) >= DISRUPT_AT, 60, "the first ones")
             yield run
         finally:
             run.message_ids = await publishing

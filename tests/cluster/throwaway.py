@@ -178,10 +178,13 @@ class ThrowawayCluster:
         return node.process is not None and node.process.poll() is None
 
     def heal(self) -> None:
-        """Bring back any node a test left down, so the next test starts with three."""
-        for node in self.nodes:
-            if not self.is_running(node):
-                self.restart(node)
+        """Bring back any node a test left down (all at once), so the next test starts with
+        three."""
+        down = [node for node in self.nodes if not self.is_running(node)]
+        for node in down:
+            self._spawn(node)
+        for node in down:
+            self.wait_started(node)
         self.await_running(self.nodes)
 
     def await_running(self, nodes: Sequence[Node], within: float = 60) -> None:

@@ -30,8 +30,12 @@ class DatabaseWorld:
     async def run(self, work: Callable[[RoutingStore], Awaitable[T]]) -> T:
         return await self.runner.run(work)
 
-    async def add_source(self, identifier: str, sticky: bool = False) -> int:
-        return await seed.add_source(self.sessions, identifier, sticky=sticky)
+    async def add_source(
+        self, identifier: str, sticky: bool = False, max_wait_s: int | None = None
+    ) -> int:
+        return await seed.add_source(
+            self.sessions, identifier, sticky=sticky, max_wait_s=max_wait_s
+        )
 
     async def add_operator(self, name: str, load_limit: int, active: bool = True) -> int:
         return await seed.add_operator(self.sessions, name, load_limit, active)

@@ -9,6 +9,7 @@ fails on another is a store that disagrees with the others. Every router gets a 
 import json
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime, timedelta
 from random import Random
 from typing import NamedTuple, Protocol, TypeVar
 
@@ -46,7 +47,9 @@ class World(Protocol):
 
     async def run(self, work: Callable[[RoutingStore], Awaitable[T]]) -> T: ...
 
-    async def add_source(self, identifier: str, sticky: bool = False) -> int: ...
+    async def add_source(
+        self, identifier: str, sticky: bool = False, max_wait_s: int | None = None
+    ) -> int: ...
 
     async def add_operator(self, name: str, load_limit: int, active: bool = True) -> int: ...
 
@@ -81,8 +84,10 @@ class MemoryWorld:
     async def run(self, work: Callable[[RoutingStore], Awaitable[T]]) -> T:
         return await self.store.run(work)
 
-    async def add_source(self, identifier: str, sticky: bool = False) -> int:
-        return self.store.add_source(sticky)
+    async def add_source(
+        self, identifier: str, sticky: bool = False, max_wait_s: int | None = None
+    ) -> int:
+        return self.store.add_source(sticky, max_wait_s)
 
     async def add_operator(self, name: str, load_limit: int, active: bool = True) -> int:
         return self.store.add_operator(load_limit, active)
@@ -635,6 +640,42 @@ async def waiting_interactions_drain_by_priority_then_age(world: World) -> None:
     await assert_loads_match_rows(world)
 
 
+async def overdue_once_per_interaction_past_its_sources_sla(world: World) -> None:
+    """Waiting past `max_wait_s` gives exactly one `interaction.overdue`; assigned ones and
+    sources without an SLA never do; a second sweep finds nothing."""
+    timed = await world.add_source("timed", max_wait_s=60)
+    untimed = await world.add_source("untimed")
+    operator = await world.add_operator("o", 1)
+    await world.set_weights(timed, {operator: 10})
+    created = await route(
+        world,
+        [
+            create(0, "assigned@example.com", timed),
+            create(1, "waits@example.com", timed),
+            create(2, "no-sla@example.com", untimed),
+        ],
+    )
+    waiting = routed(created, 1).interaction_id
+    soon = datetime.now(UTC) + timedelta(seconds=30)
+    later = datetime.now(UTC) + timedelta(seconds=61)
+
+    def sweep(now: datetime) -> Awaitable[RoutingOutcome]:
+        return world.run(lambda store: Router(store, Random(SEED)).mark_overdue(now))
+
+    assert (await sweep(soon)).events == []
+    first, again = await sweep(later), await sweep(later)
+
+    assert keys(first) == ["interaction.overdue"] and again.events == []
+    body = json.loads(first.events[0].body)
+    assert (body["interaction_id"], body["status"], body["type"]) == (
+        waiting,
+        "waiting",
+        "interaction.overdue",
+    )
+    assert (await by_id(world))[waiting].status == WAITING  # still waiting, now reported
+    await assert_loads_match_rows(world)
+
+
 CASES: list[Case] = [
     choice_follows_the_weights_and_the_seed,
     waits_when_nobody_is_free,
@@ -653,6 +694,7 @@ CASES: list[Case] = [
     a_sticky_source_sends_a_returning_lead_to_its_previous_operator,
     never_sticky_to_an_operator_who_is_full_or_no_longer_weighted,
     waiting_interactions_drain_by_priority_then_age,
+    overdue_once_per_interaction_past_its_sources_sla,
 ]
 
 

@@ -15,10 +15,15 @@ Factory = async_sessionmaker[AsyncSession]
 
 
 async def add_source(
-    sessions: Factory, identifier: str, description: str = "", *, sticky: bool = False
+    sessions: Factory,
+    identifier: str,
+    description: str = "",
+    *,
+    sticky: bool = False,
+    max_wait_s: int | None = None,
 ) -> int:
     async with sessions() as session, session.begin():
-        return (await SourceCRUD(session).create(identifier, description, sticky)).id
+        return (await SourceCRUD(session).create(identifier, description, sticky, max_wait_s)).id
 
 
 async def add_operator(sessions: Factory, name: str, load_limit: int, active: bool = True) -> int:

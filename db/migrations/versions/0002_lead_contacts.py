@@ -1,4 +1,5 @@
-"""lead contacts: leads known by e-mail, phone and channel handle; priority; sticky sources
+"""lead contacts: leads known by e-mail, phone and channel handle; priority; sticky sources;
+waiting SLA
 
 Revision ID: 0002
 Revises: 0001
@@ -58,7 +59,12 @@ def upgrade() -> None:
         "sources",
         sa.Column("sticky", sa.Boolean(), server_default=sa.false(), nullable=False),
     )
+    op.add_column("sources", sa.Column("max_wait_s", sa.Integer(), nullable=True))
+    op.add_column(
+        "interactions", sa.Column("overdue_at", sa.DateTime(timezone=True), nullable=True)
+    )
     _waiting_index(["source_id", "priority", "id"])
+    op.add_column("outbox_events", sa.Column("traceparent", sa.String(length=55), nullable=True))
 
 
 def downgrade() -> None:
@@ -68,6 +74,9 @@ def downgrade() -> None:
     if without_email.scalar_one():
         raise RuntimeError("leads without an e-mail exist; 0001 cannot represent them")
     _waiting_index(["source_id", "id"])
+    op.drop_column("outbox_events", "traceparent")
+    op.drop_column("interactions", "overdue_at")
+    op.drop_column("sources", "max_wait_s")
     op.drop_column("sources", "sticky")
     op.drop_column("interactions", "priority")
     with op.batch_alter_table("leads") as batch_op:
