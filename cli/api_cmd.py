@@ -12,6 +12,7 @@ import uvicorn
 from api.app import create_app
 from db.schema_version import SchemaBehindError, ensure_schema_current
 from db.session import create_engine
+from messaging import tracing
 from schemas.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -62,6 +63,7 @@ def run_api(settings: Settings, host: str, port: int) -> int:
     except SchemaBehindError as exc:
         log.error(str(exc))
         return 3
+    tracing.configure("leadrouter-api")  # spans only with the OpenTelemetry SDK (README)
     app = create_app(settings)
     config = uvicorn.Config(app, host=host, port=port, log_config=None)
     server = _Server(config, before_shutdown=app.state.dashboard.close)

@@ -104,10 +104,12 @@ async def peek(amqp_url: str, limit: int) -> tuple[int, list[DeadLetter]]:
     """Total in the queue and the first `limit` of them, all returned to the queue unchanged.
 
     Held unacked while reading (so `get` moves on to the next one) and returned by closing the
-    channel rather than by nack: since RabbitMQ 4.0 a nack-requeue counts towards a quorum
-    queue's delivery limit (20 by default) and listing often would end by dropping them. A quorum
-    queue redelivers returned messages first, so a partial listing can change the order in
-    which a later replay takes them; nothing is lost or altered.
+    channel rather than by nack: RabbitMQ 4 counts a nack-requeue towards a quorum queue's
+    delivery limit. On 3.10 a closed channel counts as well (measured), so what keeps listed
+    letters is that `interactions.dead` has no delivery limit at all
+    (`messaging/topology.py::dead_queue_arguments`). A quorum queue redelivers returned
+    messages first, so a partial listing can change the order in which a later replay takes
+    them; nothing is lost or altered.
     """
     async with dead_queue(amqp_url) as (_, queue):
         total = int(queue.declaration_result.message_count or 0)

@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from db.schema_version import SchemaBehindError, ensure_schema_current
 from db.session import create_engine, create_session_factory
+from messaging import tracing
 from messaging.topology import TopologyConflict
 from schemas.settings import Settings
 from worker.app import Worker
@@ -30,6 +31,7 @@ DEFAULT_METRICS_HOST = "127.0.0.1"
 async def run_worker(
     settings: Settings, *, burst: bool = False, metrics_host: str = DEFAULT_METRICS_HOST
 ) -> int:
+    tracing.configure("leadrouter-worker")  # spans only with the OpenTelemetry SDK (README)
     engine = create_engine(settings.database_url)
     try:
         await ensure_schema_current(engine)

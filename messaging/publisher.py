@@ -3,7 +3,7 @@
 import asyncio
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import cast
+from typing import Any, cast
 
 import aiormq
 from aio_pika import DeliveryMode
@@ -11,6 +11,7 @@ from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractIncomingMess
 from aiormq import spec
 
 from messaging.message_copy import copy_with_headers
+from messaging.tracing import trace_headers
 from routing.outcomes import PendingEvent
 
 
@@ -29,7 +30,12 @@ class EventPublisher:
         await asyncio.gather(*(self.publish_event(event) for event in events))
 
     async def publish_event(self, event: PendingEvent) -> None:
-        properties = event_properties(event.event_id, event.correlation_id, event.routing_key)
+        properties = event_properties(
+            event.event_id,
+            event.correlation_id,
+            event.routing_key,
+            trace_headers(event.traceparent, event.tracestate),
+        )
         body = event.body.encode()
         # An event nobody subscribes to yet is not an error of the worker: mandatory=False.
         await publish_confirmed(self.channel, self.events.name, event.routing_key, body, properties)
@@ -53,10 +59,14 @@ class EventPublisher:
 
 
 def event_properties(
-    message_id: str | None, correlation_id: str | None, routing_key: str
+    message_id: str | None,
+    correlation_id: str | None,
+    routing_key: str,
+    headers: dict[str, Any] | None = None,
 ) -> spec.Basic.Properties:
     """An event's AMQP properties, built directly: aio-pika's `Message` checks every
-    attribute it is given, which cost more than the rest of an event (bench/README.md)."""
+    attribute it is given, which cost more than the rest of an event (bench/README.md).
+    `headers`: the W3C trace context it continues (`messaging.tracing.trace_headers`)."""
     return spec.Basic.Properties(
         content_type="application/json",
         delivery_mode=DeliveryMode.PERSISTENT,
@@ -64,6 +74,7 @@ def event_properties(
         correlation_id=correlation_id,
         message_type=routing_key,
         timestamp=datetime.now(UTC),
+        headers=headers,
     )
 
 

@@ -13,7 +13,14 @@ async def test_create_read_list_and_duplicate(client: AsyncClient) -> None:
     body = {"identifier": "telegram", "description": "Support bot"}
     created = ok(await client.post("/sources", json=body), 201)
     assert isinstance(created, dict)
-    assert created.keys() == {"id", "identifier", "description", "sticky", "created_at"}
+    assert created.keys() == {
+        "id",
+        "identifier",
+        "description",
+        "sticky",
+        "max_wait_s",
+        "created_at",
+    }
     assert created["sticky"] is False
 
     duplicate = await client.post("/sources", json={"identifier": " telegram "})

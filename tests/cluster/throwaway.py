@@ -225,9 +225,6 @@ class ThrowawayCluster:
         self.ctl(first, "add_vhost", vhost)
         self.ctl(first, "set_permissions", "-p", vhost, USER, ".*", ".*", ".*")
 
-    def delete_vhost(self, vhost: str) -> None:
-        self.ctl(self.live_node(), "delete_vhost", vhost)
-
     def queue_members(self, vhost: str, queue: str) -> tuple[Node, list[Node]]:
         """The leader of a quorum queue and its members (rabbitmqctl, which may lag a little)."""
         rows = json.loads(
