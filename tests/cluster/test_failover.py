@@ -271,9 +271,11 @@ def pause(run: Run) -> dict[str, Any]:
     """How the event stream (first copies) went through the disruption, in 250 ms bins.
 
     `resumed_after_s`: from the disruption until a bin again carries at least half the rate of
-    the second before it, after a bin within the first 2 s fell below that (0 when none did);
-    resolution one bin. `longest_silence_s`: the longest time without a new event that began
-    within 5 s of it. Also the events per second before and after, and the bins themselves.
+    the second before it, after the last bin of the first 2 s that fell below that (0 when none
+    did); one bin's resolution, and an upper bound: a dip of the noisy stream that had nothing
+    to do with the disruption counts too. `longest_silence_s`: the longest time without a new
+    event that began within 5 s of it. Also the events per second before and after, and the
+    bins themselves.
     """
     t0, arrivals = run.disrupted_at, sorted(run.log.arrivals)
 
@@ -283,8 +285,8 @@ def pause(run: Run) -> dict[str, Any]:
     before = [count(k) for k in range(-4, 0)]
     after = [count(k) for k in range(0, 40)]
     low = sum(before) / len(before) / 2
-    dip = next((k for k in range(8) if after[k] < low), None)
-    back = None if dip is None else next((k for k in range(dip, 40) if after[k] >= low), 40)
+    dips = [k for k in range(8) if after[k] < low]
+    back = next((k for k in range(dips[-1], 40) if after[k] >= low), 40) if dips else None
     points = [t0, *(t for t in arrivals if t >= t0)]
     silences = [b - a for a, b in itertools.pairwise(points) if a <= t0 + 5]
     return {
