@@ -4,8 +4,6 @@ import sqlite3
 
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
-from routing.identity import LeadsChanged
-
 _TRANSIENT_SQLSTATES = {
     "40001",  # serialization_failure
     "40P01",  # deadlock_detected
@@ -20,7 +18,7 @@ _TRANSIENT_SQLITE_TEXT = ("database is locked", "database is busy", "database ta
 
 def is_transient(exc: BaseException) -> bool:
     """True for errors a later attempt can succeed on: locks, lost connections, races."""
-    if isinstance(exc, (ConnectionError, TimeoutError, OSError, LeadsChanged)):
+    if isinstance(exc, (ConnectionError, TimeoutError, OSError)):
         return True
     if isinstance(exc, DBAPIError) and exc.connection_invalidated:
         return True

@@ -17,11 +17,6 @@ from schemas.contacts import Contact, ContactKind
 SHOWN_CONTACTS = tuple(kind.value for kind in ContactKind)
 
 
-class LeadsChanged(Exception):
-    """The leads a batch read moved under it (another worker merged them meanwhile). Transient:
-    the transaction is retried and reads them again."""
-
-
 @dataclass(frozen=True, slots=True)
 class LeadContacts:
     """A lead's shown contacts: the first of each kind it got (what events and reads carry)."""

@@ -57,8 +57,8 @@ class RoutingStore(Protocol):
         self, contacts: Iterable[Contact]
     ) -> tuple[dict[Contact, str], dict[str, KnownLead]]:
         """The lead of each stored contact among these, and those leads, locked until commit
-        against a concurrent merge and read after the lock (so the two agree). Raises
-        `LeadsChanged` (transient) if they keep moving under concurrent merges."""
+        against a concurrent merge. A lead merged away meanwhile is left out: its contacts look
+        new, and inserting one fails on the unique index, so the transaction is retried."""
         ...
 
     async def insert_leads(self, rows: Sequence[NewLead]) -> None: ...

@@ -11,7 +11,7 @@ from db.models import Interaction, Lead, LeadContact
 from db.repositories.dialect_insert import insert_ignoring_conflicts
 from db.types import utcnow
 from routing.facts import NewContact, NewLead
-from routing.identity import KnownLead, LeadContacts, LeadMerge, LeadsChanged
+from routing.identity import KnownLead, LeadContacts, LeadMerge
 from routing.uuids import new_uuids
 from schemas.contacts import Contact, ContactKind
 from schemas.email import normalise_email
@@ -33,38 +33,36 @@ class LeadCRUD:
         return {Contact(ContactKind(kind), value): lead for kind, value, lead in rows}
 
     async def locked_owners(
-        self, contacts: Iterable[Contact], attempts: int = 3
+        self, contacts: Iterable[Contact]
     ) -> tuple[dict[Contact, str], dict[str, KnownLead]]:
-        """Owners read, their leads locked, owners read again: a concurrent merge may have moved
-        a contact to another lead (or deleted one we saw) before we held the lock."""
-        wanted = list(contacts)
-        owners = await self.owners(wanted)
-        if not owners:  # all new: a racing insert of one of them fails on its unique index
-            return {}, {}
-        for _ in range(attempts):
-            leads = await self.lock(set(owners.values()))
-            fresh = await self.owners(wanted)  # READ COMMITTED: a new snapshot, after the locks
-            if fresh == owners and leads.keys() >= set(owners.values()):
-                return owners, leads
-            owners = fresh
-        raise LeadsChanged(f"leads of {len(wanted)} contacts kept moving under concurrent merges")
-
-    async def lock(self, lead_uuids: Iterable[str]) -> dict[str, KnownLead]:
-        """`FOR UPDATE` in uuid order (PostgreSQL): merges of overlapping leads serialise."""
-        wanted = sorted(set(lead_uuids))
+        """The owners of these contacts and their leads, locked (`FOR UPDATE OF leads`, in uuid
+        order), in one round trip. A lead merged away by a concurrent transaction while we
+        waited for its lock drops out of the answer; its contacts then look new, and inserting
+        one fails on the unique index, so the transaction is retried and reads the survivor."""
+        wanted = sorted({(c.kind.value, c.value) for c in contacts})
         if not wanted:
-            return {}
+            return {}, {}
         stmt = (
-            select(Lead.uuid, Lead.created_at, Lead.email, Lead.phone, Lead.handle)
-            .where(Lead.uuid.in_(wanted))
+            select(
+                LeadContact.kind,
+                LeadContact.value,
+                Lead.uuid,
+                Lead.created_at,
+                Lead.email,
+                Lead.phone,
+                Lead.handle,
+            )
+            .join(Lead, Lead.uuid == LeadContact.lead_uuid)
+            .where(tuple_(LeadContact.kind, LeadContact.value).in_(wanted))
             .order_by(Lead.uuid)
-            .with_for_update()
+            .with_for_update(of=Lead)
         )
-        rows = await self.session.execute(stmt)
-        return {
-            uuid: KnownLead(uuid, created_at, LeadContacts(email, phone, handle))
-            for uuid, created_at, email, phone, handle in rows
-        }
+        owners: dict[Contact, str] = {}
+        leads: dict[str, KnownLead] = {}
+        for kind, value, uuid, created_at, email, phone, handle in await self.session.execute(stmt):
+            owners[Contact(ContactKind(kind), value)] = uuid
+            leads[uuid] = KnownLead(uuid, created_at, LeadContacts(email, phone, handle))
+        return owners, leads
 
     async def insert_many(self, rows: Sequence[NewLead]) -> None:
         if rows:

@@ -185,32 +185,28 @@ class SqliteRoutingStore:
         self, contacts: Iterable[Contact]
     ) -> tuple[dict[Contact, str], dict[str, KnownLead]]:
         """No row locks on SQLite: the runner's BEGIN IMMEDIATE already holds the write lock,
-        so what is read stays true until the commit."""
-        owners = self._owners(contacts)
-        return owners, self._leads(set(owners.values()))
-
-    def _owners(self, contacts: Iterable[Contact]) -> dict[Contact, str]:
-        """One indexed statement per kind present (the unique index is on kind, value)."""
+        so what is read stays true until the commit. One indexed statement per kind present
+        (the unique index is on kind, value), the lead joined in."""
         by_kind: dict[ContactKind, list[str]] = {}
         for contact in contacts:
             by_kind.setdefault(contact.kind, []).append(contact.value)
         owners: dict[Contact, str] = {}
+        leads: dict[str, KnownLead] = {}
         for kind, values in by_kind.items():
             sql = (
-                "SELECT value, lead_uuid FROM lead_contacts "
-                f"WHERE kind = '{kind.value}' AND value IN ({{}})"
+                "SELECT c.value, l.uuid, l.created_at, l.email, l.phone, l.handle "
+                "FROM lead_contacts c JOIN leads l ON l.uuid = c.lead_uuid "
+                f"WHERE c.kind = '{kind.value}' AND c.value IN ({{}})"
             )
-            for value, lead in self._rows_in(sql, values, "value, lead_uuid"):
-                owners[Contact(kind, value)] = lead
-        return owners
-
-    def _leads(self, lead_uuids: Iterable[str]) -> dict[str, KnownLead]:
-        sql = "SELECT uuid, created_at, email, phone, handle FROM leads WHERE uuid IN ({})"
-        rows = self._rows_in(sql, lead_uuids, "uuid, created_at, email, phone, handle")
-        return {
-            uuid: KnownLead(uuid, _utc(created_at), LeadContacts(email, phone, handle))
-            for uuid, created_at, email, phone, handle in rows
-        }
+            columns = "value, uuid, created_at, email, phone, handle"
+            for value, uuid, created_at, email, phone, handle in self._rows_in(
+                sql, values, columns
+            ):
+                owners[Contact(kind, value)] = uuid
+                if uuid not in leads:
+                    shown = LeadContacts(email, phone, handle)
+                    leads[uuid] = KnownLead(uuid, _utc(created_at), shown)
+        return owners, leads
 
     async def insert_leads(self, rows: Sequence[NewLead]) -> None:
         values = [v for row in rows for v in (*row[:-1], sqlite_time(row.created_at))]
