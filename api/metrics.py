@@ -6,8 +6,10 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from worker.load_gauges import LoadGauges
-from worker.metrics import LATENCY_BUCKETS
+from db.load_gauges import LoadGauges
+
+# Request durations, from a cached read (a millisecond) to a slow change (seconds).
+REQUEST_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 
 
 class ApiMetrics:
@@ -21,7 +23,7 @@ class ApiMetrics:
             "leadrouter_api_request_seconds",
             "HTTP request latency",
             ["method", "route"],
-            buckets=LATENCY_BUCKETS,
+            buckets=REQUEST_BUCKETS,
             registry=r,
         )
         self.ingress_published = Counter(

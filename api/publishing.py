@@ -6,9 +6,9 @@ import structlog
 
 from api.broker import BrokerUnavailable
 from api.state import ApiState
+from db.repositories.outbox import record_published
 from messaging import tracing
 from routing.outcomes import PendingEvent
-from worker.relay import record_published
 
 log = structlog.get_logger(__name__)
 

@@ -4,32 +4,20 @@ That happens when a worker dies between its commit and the broker's confirm, or 
 committed a change while the broker was down. Re-sent events keep their `event_id`.
 """
 
-from collections.abc import Container, Iterable
+from collections.abc import Container
 from datetime import timedelta
 
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from db.repositories.outbox import OutboxCRUD
+from db.repositories.outbox import OutboxCRUD, record_published
 from db.session import begin_read_only
-from db.types import utcnow
 from messaging import tracing
 from messaging.publisher import EventPublisher
 from routing.outcomes import PendingEvent
 
 RELAY_CHUNK = 500
 log = structlog.get_logger(__name__)
-
-
-async def record_published(
-    session_factory: async_sessionmaker[AsyncSession], event_ids: Iterable[str]
-) -> None:
-    """Set `published_at` of confirmed events, in a transaction of their own."""
-    ids = list(event_ids)
-    if not ids:
-        return
-    async with session_factory() as session, session.begin():
-        await OutboxCRUD(session).record_published(ids, utcnow())
 
 
 class OutboxRelay:

@@ -5,7 +5,7 @@ from datetime import datetime, timedelta
 from typing import cast
 
 from sqlalchemy import Table, func, insert, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from db.models import OutboxEvent
 from db.types import utcnow
@@ -69,3 +69,14 @@ class OutboxCRUD:
             .limit(limit)
         )
         return (await self.session.scalars(stmt)).all()
+
+
+async def record_published(
+    session_factory: async_sessionmaker[AsyncSession], event_ids: Iterable[str]
+) -> None:
+    """Set `published_at` of confirmed events, in a transaction of their own."""
+    ids = list(event_ids)
+    if not ids:
+        return
+    async with session_factory() as session, session.begin():
+        await OutboxCRUD(session).record_published(ids, utcnow())
