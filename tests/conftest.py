@@ -29,6 +29,9 @@ from tests.support.amqp import Bot, Inbox, dead_letter_inbox, events_inbox
 from worker.app import Worker
 from worker.metrics import WorkerMetrics
 
+# The `spans` fixture (OpenTelemetry in memory) for the tracing tests of every folder.
+pytest_plugins = ["tests.support.spans"]
+
 
 @pytest.fixture(scope="session")
 def amqp_session_url() -> Iterator[str]:

@@ -2,17 +2,15 @@
 with OpenTelemetry on, changes and publishes get spans under the caller's trace."""
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 
-import pytest
 from httpx import AsyncClient
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from messaging import tracing
 from tests.api.helpers import add_operator, add_source, ok, put_weights
 from tests.support.amqp import Inbox
+from tests.support.spans import named
 from worker.app import Worker
 
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
@@ -45,23 +43,6 @@ async def test_the_http_ingress_passes_the_callers_trace_to_the_event(
 
     assert traced.headers == {"traceparent": TRACEPARENT}
     assert "traceparent" not in untraced.headers
-
-
-@pytest.fixture
-async def spans() -> AsyncIterator[InMemorySpanExporter]:
-    exporter = InMemorySpanExporter()
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    tracing.enable(provider)
-    try:
-        yield exporter
-    finally:
-        tracing.enable(None)
-        provider.shutdown()
-
-
-def named(exporter: InMemorySpanExporter, name: str) -> list[ReadableSpan]:
-    return [s for s in exporter.get_finished_spans() if s.name == name]
 
 
 async def test_with_opentelemetry_the_api_spans_its_ingress_changes_and_publishes(

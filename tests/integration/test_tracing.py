@@ -5,12 +5,10 @@ in-memory exporter): the events name the worker's own span as their parent, same
 """
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Any
 
 import pytest
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -23,6 +21,7 @@ from tests.conftest import running_worker
 from tests.integration.test_worker_flow import one_operator_source
 from tests.support import seed
 from tests.support.amqp import Bot, Inbox
+from tests.support.spans import named
 from worker.app import Worker
 
 Sessions = async_sessionmaker[AsyncSession]
@@ -155,23 +154,6 @@ async def test_an_event_the_relay_sends_again_keeps_its_traceparent(
 
 
 # -- OpenTelemetry on ----------------------------------------------------------------------------
-
-
-@pytest.fixture
-async def spans() -> AsyncIterator[InMemorySpanExporter]:
-    exporter = InMemorySpanExporter()
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    tracing.enable(provider)
-    try:
-        yield exporter
-    finally:
-        tracing.enable(None)
-        provider.shutdown()
-
-
-def named(exporter: InMemorySpanExporter, name: str) -> list[ReadableSpan]:
-    return [s for s in exporter.get_finished_spans() if s.name == name]
 
 
 async def test_with_opentelemetry_the_worker_spans_batch_transaction_and_publish(

@@ -7,14 +7,11 @@ off (the default: no spans, headers passed on unchanged) and on with an in-memor
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from dataclasses import replace
 from random import Random
 from typing import TypeVar
 
 import pytest
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from messaging import tracing
@@ -225,19 +222,6 @@ def test_without_the_sdk_everything_imports_and_stays_off(absent: str, modules: 
 
 
 # -- OpenTelemetry on ----------------------------------------------------------------------------
-
-
-@pytest.fixture
-def spans() -> Iterator[InMemorySpanExporter]:
-    exporter = InMemorySpanExporter()
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    tracing.enable(provider)
-    try:
-        yield exporter
-    finally:
-        tracing.enable(None)
-        provider.shutdown()
 
 
 def test_on_a_span_continues_the_inbound_trace_with_a_new_parent_id(
