@@ -36,6 +36,7 @@ NAMING_CONVENTION = {
 STATUSES = tuple(status.value for status in InteractionStatus)
 CONTACT_KINDS = tuple(kind.value for kind in ContactKind)
 WAITING_ONLY = text(f"status = '{InteractionStatus.WAITING.value}'")
+OFFERED_ONLY = text(f"status = '{InteractionStatus.OFFERED.value}'")
 
 
 class Base(DeclarativeBase):
@@ -52,6 +53,8 @@ class Source(Base):
     sticky: Mapped[bool] = mapped_column(default=False, server_default=false())
     # Waiting longer than this gets one `interaction.overdue` event (None: no SLA).
     max_wait_s: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    # Set: interactions are offered, and an offer not accepted within this many seconds expires.
+    accept_timeout_s: Mapped[int | None] = mapped_column(Integer, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
@@ -133,6 +136,13 @@ class Interaction(Base):
             sqlite_where=WAITING_ONLY,
             postgresql_where=WAITING_ONLY,
         ),
+        # Expiring offers: the open ones by deadline, without touching the rest.
+        Index(
+            "ix_interactions_offered_expires_at",
+            "offer_expires_at",
+            sqlite_where=OFFERED_ONLY,
+            postgresql_where=OFFERED_ONLY,
+        ),
         Index("ix_interactions_operator_id_status", "operator_id", "status"),
         Index("ix_interactions_lead_uuid", "lead_uuid"),
     )
@@ -148,6 +158,8 @@ class Interaction(Base):
     priority: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
     # When it was found waiting past its source's max_wait_s: set once, so one overdue event.
     overdue_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # While offered: when the offer expires unless the operator accepts it.
+    offer_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     payload: Mapped[Any] = mapped_column(JSONDocument, nullable=True)
     message_id: Mapped[str | None] = mapped_column(String(255), unique=True, nullable=True)
     correlation_id: Mapped[str | None] = mapped_column(String(255), nullable=True)
@@ -159,6 +171,18 @@ class Interaction(Base):
     lead: Mapped[Lead] = relationship(back_populates="interactions", lazy="raise")
     source: Mapped[Source] = relationship(lazy="raise")
     operator: Mapped[Operator | None] = relationship(lazy="raise")
+
+
+class ExpiredOffer(Base):
+    """An operator whose offer of this interaction expired: it is never offered to them again."""
+
+    __tablename__ = "expired_offers"
+    __table_args__ = (Index("ix_expired_offers_interaction_id", "interaction_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    interaction_id: Mapped[int] = mapped_column(ForeignKey("interactions.id", ondelete="CASCADE"))
+    operator_id: Mapped[int] = mapped_column(ForeignKey("operators.id", ondelete="CASCADE"))
+    expired_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class OutboxEvent(Base):

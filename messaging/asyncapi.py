@@ -20,7 +20,7 @@ from pydantic.json_schema import models_json_schema
 from messaging import topology
 from schemas import events
 from schemas.events import EventType, InteractionEvent
-from schemas.messages import CloseInteraction, CreateInteraction
+from schemas.messages import AcceptInteraction, CloseInteraction, CreateInteraction
 
 ASYNCAPI_VERSION = "3.0.0"
 AMQP_BINDING_VERSION = "0.3.0"  # the AMQP 0-9-1 bindings that AsyncAPI 3.0.0 knows
@@ -52,6 +52,13 @@ COMMANDS = (
         topology.CLOSE_QUEUE,
         CloseInteraction,
         "An interaction is finished: its operator's place is freed for waiting interactions.",
+    ),
+    Command(
+        topology.ACCEPT_ROUTING_KEY,
+        topology.ACCEPT_QUEUE,
+        AcceptInteraction,
+        "The operator an interaction is offered to takes it; refused (dead-lettered with the "
+        "reason) when the offer is another operator's or has expired.",
     ),
 )
 

@@ -20,9 +20,11 @@ EVENTS_EXCHANGE = "interactions.events"
 DEAD_LETTER_EXCHANGE = "interactions.dlx"
 CREATE_QUEUE = "interactions.create"
 CLOSE_QUEUE = "interactions.close"
+ACCEPT_QUEUE = "interactions.accept"
 DEAD_QUEUE = "interactions.dead"
 CREATE_ROUTING_KEY = "interaction.create"
 CLOSE_ROUTING_KEY = "interaction.close"
+ACCEPT_ROUTING_KEY = "interaction.accept"
 
 # The broker's own safety net; the worker dead-letters with a reason well before this.
 BROKER_DELIVERY_LIMIT = 20
@@ -85,6 +87,7 @@ class Topology:
     dead_letters: AbstractExchange
     create_queue: AbstractQueue
     close_queue: AbstractQueue
+    accept_queue: AbstractQueue
     dead_queue: AbstractQueue
 
 
@@ -125,7 +128,8 @@ async def declare_topology(channel: AbstractChannel) -> Topology:
     await dead.bind(dlx)
     create = await _work_queue(channel, CREATE_QUEUE, commands, CREATE_ROUTING_KEY)
     close = await _work_queue(channel, CLOSE_QUEUE, commands, CLOSE_ROUTING_KEY)
-    return Topology(commands, events, dlx, create, close, dead)
+    accept = await _work_queue(channel, ACCEPT_QUEUE, commands, ACCEPT_ROUTING_KEY)
+    return Topology(commands, events, dlx, create, close, accept, dead)
 
 
 async def _work_queue(

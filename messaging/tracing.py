@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import structlog
 
-from routing.commands import CloseRequest, CreateRequest
+from routing.commands import AcceptRequest, CloseRequest, CreateRequest
 
 if TYPE_CHECKING:
     from opentelemetry.context import Context
@@ -40,7 +40,7 @@ TRACER_NAME = "leadrouter"
 _TRACEPARENT = re.compile(r"([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})")
 _ZERO_TRACE_ID, _ZERO_PARENT_ID = "0" * 32, "0" * 16
 SpanKindName = Literal["internal", "server", "client", "producer", "consumer"]
-Request = TypeVar("Request", bound=CreateRequest | CloseRequest)
+Request = TypeVar("Request", bound=CreateRequest | CloseRequest | AcceptRequest)
 
 
 # -- W3C trace context ---------------------------------------------------------------------------

@@ -2,7 +2,7 @@
 
 from dataclasses import dataclass
 
-from schemas.messages import CloseInteraction, CreateInteraction
+from schemas.messages import AcceptInteraction, CloseInteraction, CreateInteraction
 
 
 @dataclass(frozen=True)
@@ -29,3 +29,13 @@ class CloseRequest:
     key: int
     command: CloseInteraction
     envelope: Envelope = Envelope()
+
+
+@dataclass(frozen=True)
+class AcceptRequest:
+    key: int
+    command: AcceptInteraction
+    envelope: Envelope = Envelope()
+
+
+Request = CreateRequest | CloseRequest | AcceptRequest

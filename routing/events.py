@@ -2,9 +2,10 @@
 
 from datetime import datetime
 
-from routing.facts import InteractionFacts, OutboxRow
+from routing.facts import InteractionFacts
 from routing.identity import LeadMerge
 from routing.outcomes import PendingEvent
+from routing.rows import OutboxRow
 from schemas.events import AssignReason, EventType, InteractionEvent, LeadMergedEvent
 
 

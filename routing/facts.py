@@ -1,14 +1,10 @@
-"""What the router and a store exchange: facts read back and rows to write, typed.
+"""What a store reads back for the router, typed (the rows it writes are in `routing.rows`).
 
-Everything here is immutable except `OperatorState` (the pool counts loads on it). The two
-rows the router writes per new interaction are `NamedTuple`s, not frozen dataclasses: a
-frozen dataclass sets each field through `object.__setattr__`, and on the worker's hot path
-that made the router's own work per new interaction a fifth slower. Their field names are
-the columns they fill, so the stores derive their statements from them.
+Everything here is immutable except `OperatorState` (the pool counts loads on it).
 """
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any, NamedTuple
 
 from schemas.events import InteractionStatus
@@ -59,11 +55,33 @@ class StoredEvent:
 
 class SourceRules(NamedTuple):
     """What routing needs of the sources in play: which exist, which are sticky, the weights
-    (source_id, operator_id, weight) of their operators."""
+    (source_id, operator_id, weight) of their operators, and the `accept_timeout_s` of those
+    that offer before assigning."""
 
     known: set[int]
     sticky: set[int]
     weights: list[tuple[int, int, int]]
+    accept_timeouts: dict[int, int]
+
+
+def source_rules(
+    rows: Iterable[Sequence[Any]],
+) -> SourceRules:
+    """`SourceRules` from the rows of sources LEFT JOIN their weights, each `(source_id,
+    sticky, accept_timeout_s, operator_id, weight)`: the one read both stores make."""
+    known: set[int] = set()
+    sticky: set[int] = set()
+    weights: list[tuple[int, int, int]] = []
+    timeouts: dict[int, int] = {}
+    for source_id, is_sticky, accept_timeout_s, operator_id, weight in rows:
+        known.add(source_id)
+        if is_sticky:
+            sticky.add(source_id)
+        if accept_timeout_s is not None:
+            timeouts[source_id] = accept_timeout_s
+        if operator_id is not None and weight is not None:
+            weights.append((source_id, operator_id, weight))
+    return SourceRules(known, sticky, weights, timeouts)
 
 
 class WaitingCursor(NamedTuple):
@@ -71,52 +89,3 @@ class WaitingCursor(NamedTuple):
 
     priority: int
     id: int
-
-
-class NewInteraction(NamedTuple):
-    """An `interactions` row the router decided on; the store gives it its id."""
-
-    lead_uuid: str
-    source_id: int
-    operator_id: int | None
-    status: InteractionStatus
-    is_active: bool
-    payload: Any  # a JSON value (`CreateInteraction.payload`)
-    message_id: str | None
-    correlation_id: str | None
-    reply_to: str | None
-    created_at: datetime
-    assigned_at: datetime | None
-    priority: int
-
-
-class NewLead(NamedTuple):
-    """A `leads` row: a person first seen in this batch, with the contacts it is shown by."""
-
-    uuid: str
-    email: str | None
-    phone: str | None
-    handle: str | None
-    created_at: datetime
-
-
-class NewContact(NamedTuple):
-    """A `lead_contacts` row: one way to reach a lead, which identifies it."""
-
-    lead_uuid: str
-    kind: str
-    value: str
-    created_at: datetime
-
-
-class OutboxRow(NamedTuple):
-    """An `outbox_events` row: an event stored with the change it reports, to be published."""
-
-    event_id: str
-    interaction_id: int
-    routing_key: str
-    body: str
-    correlation_id: str | None
-    reply_to: str | None
-    created_at: datetime
-    traceparent: str | None = None  # the W3C trace the event continues, for a re-send too

@@ -13,18 +13,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TypeVar
 
-from routing.facts import (
-    InteractionFacts,
-    NewContact,
-    NewInteraction,
-    NewLead,
-    OperatorState,
-    OutboxRow,
-    SourceRules,
-    StoredEvent,
-    WaitingCursor,
-)
+from routing.facts import InteractionFacts, OperatorState, SourceRules, StoredEvent, WaitingCursor
 from routing.identity import KnownLead, LeadContacts, LeadMerge
+from routing.rows import NewContact, NewInteraction, NewLead, Offer, OutboxRow
 from routing.store import RoutingStore
 from schemas.contacts import Contact, ContactKind
 from schemas.events import EventType, InteractionStatus
@@ -45,6 +36,7 @@ class StoredInteraction:
     assigned_at: datetime | None
     closed_at: datetime | None = None
     overdue_at: datetime | None = None
+    offer_expires_at: datetime | None = None
 
 
 @dataclass
@@ -62,6 +54,7 @@ class InMemoryRoutingStore:
         self.sources: set[int] = set()
         self.sticky: set[int] = set()
         self.max_wait_s: dict[int, int] = {}
+        self.accept_timeout_s: dict[int, int] = {}
         self.operators: dict[int, OperatorState] = {}
         self.weights: dict[tuple[int, int], int] = {}  # (source_id, operator_id) -> weight
         self.leads: dict[str, KnownLead] = {}
@@ -69,16 +62,24 @@ class InMemoryRoutingStore:
         self.interactions: dict[int, StoredInteraction] = {}
         self.by_message_id: dict[str, int] = {}
         self.outbox: list[StoredOutboxRow] = []
+        self.expired_offers: list[tuple[int, int]] = []  # (interaction_id, operator_id)
 
     # -- set-up, as the API would leave it -------------------------------------------------------
 
-    def add_source(self, sticky: bool = False, max_wait_s: int | None = None) -> int:
+    def add_source(
+        self,
+        sticky: bool = False,
+        max_wait_s: int | None = None,
+        accept_timeout_s: int | None = None,
+    ) -> int:
         source_id = len(self.sources) + 1
         self.sources.add(source_id)
         if sticky:
             self.sticky.add(source_id)
         if max_wait_s is not None:
             self.max_wait_s[source_id] = max_wait_s
+        if accept_timeout_s is not None:
+            self.accept_timeout_s[source_id] = accept_timeout_s
         return source_id
 
     def add_operator(self, load_limit: int, active: bool = True) -> int:
@@ -109,7 +110,8 @@ class InMemoryRoutingStore:
     async def source_rules(self, source_ids: Iterable[int]) -> SourceRules:
         wanted = set(source_ids)
         weights = [(s, o, w) for (s, o), w in self.weights.items() if s in wanted]
-        return SourceRules(wanted & self.sources, wanted & self.sticky, weights)
+        timeouts = {s: t for s, t in self.accept_timeout_s.items() if s in wanted}
+        return SourceRules(wanted & self.sources, wanted & self.sticky, weights, timeouts)
 
     async def last_operators(self, lead_uuids: Iterable[str]) -> dict[str, int | None]:
         wanted, last = set(lead_uuids), dict[str, int | None]()
@@ -211,6 +213,7 @@ class InMemoryRoutingStore:
                 row.status,
                 row.is_active,
                 row.assigned_at,
+                offer_expires_at=row.offer_expires_at,
             )
             ids.append(interaction_id)
         return ids
@@ -236,12 +239,56 @@ class InMemoryRoutingStore:
         for i in interaction_ids:
             stored = self.interactions[i]
             stored.status, stored.is_active, stored.closed_at = InteractionStatus.CLOSED, False, now
+            stored.offer_expires_at = None
 
     async def set_assigned(self, assignments: Mapping[int, int], now: datetime) -> None:
         for i, operator_id in assignments.items():
             stored = self.interactions[i]
             stored.operator_id, stored.status = operator_id, InteractionStatus.ASSIGNED
-            stored.assigned_at = now
+            stored.assigned_at, stored.offer_expires_at = now, None
+
+    async def set_offered(self, offers: Mapping[int, Offer], now: datetime) -> None:
+        for i, offer in offers.items():
+            stored = self.interactions[i]
+            stored.operator_id, stored.status = offer.operator_id, InteractionStatus.OFFERED
+            stored.assigned_at, stored.offer_expires_at = now, offer.expires_at
+
+    async def due_offers(self, now: datetime, limit: int) -> list[InteractionFacts]:
+        due = sorted(
+            (
+                stored
+                for stored in self.interactions.values()
+                if stored.status == InteractionStatus.OFFERED
+                and stored.offer_expires_at is not None
+                and stored.offer_expires_at <= now
+            ),
+            key=lambda stored: (stored.offer_expires_at, stored.id),
+        )
+        return [self._facts(stored) for stored in due[:limit]]
+
+    async def offer_deadlines(self, interaction_ids: Iterable[int]) -> dict[int, datetime]:
+        found = (self.interactions.get(i) for i in set(interaction_ids))
+        return {
+            stored.id: stored.offer_expires_at
+            for stored in found
+            if stored is not None
+            and stored.status == InteractionStatus.OFFERED
+            and stored.offer_expires_at is not None
+        }
+
+    async def withdraw_offers(self, expired: Mapping[int, int], now: datetime) -> None:
+        for i, operator_id in expired.items():
+            stored = self.interactions[i]
+            stored.operator_id, stored.status = None, InteractionStatus.WAITING
+            stored.assigned_at, stored.offer_expires_at = None, None
+            self.expired_offers.append((i, operator_id))
+
+    async def expired_operators(self, interaction_ids: Iterable[int]) -> dict[int, set[int]]:
+        wanted, found = set(interaction_ids), dict[int, set[int]]()
+        for interaction_id, operator_id in self.expired_offers:
+            if interaction_id in wanted:
+                found.setdefault(interaction_id, set()).add(operator_id)
+        return found
 
     def _facts(self, stored: StoredInteraction) -> InteractionFacts:
         row, shown = stored.row, self.leads[stored.lead_uuid].shown
@@ -265,8 +312,10 @@ class InMemoryRoutingStore:
     async def first_events(self, interaction_ids: Iterable[int]) -> dict[int, StoredEvent]:
         return self._first_events(interaction_ids, None)
 
-    async def closed_events(self, interaction_ids: Iterable[int]) -> dict[int, StoredEvent]:
-        return self._first_events(interaction_ids, EventType.CLOSED.value)
+    async def events_of_type(
+        self, interaction_ids: Iterable[int], event_type: EventType
+    ) -> dict[int, StoredEvent]:
+        return self._first_events(interaction_ids, event_type.value)
 
     def _first_events(
         self, interaction_ids: Iterable[int], routing_key: str | None

@@ -41,6 +41,7 @@ class RefusalClass(StrEnum):
     INVALID_PROPERTY = "invalid_property"
     UNKNOWN_SOURCE = "unknown_source"
     UNKNOWN_INTERACTION = "unknown_interaction"
+    OFFER_NOT_OPEN = "offer_not_open"  # an accept of an offer that expired or is not its
     DELIVERY_LIMIT = "delivery_limit"
     DATABASE_UNAVAILABLE = "database_unavailable"
     INTERNAL_ERROR = "internal_error"

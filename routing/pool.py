@@ -20,10 +20,13 @@ class OperatorPool:
         weights: Iterable[tuple[int, int, int]],
         known_sources: set[int] | None = None,
         sticky_sources: set[int] | None = None,
+        accept_timeouts: dict[int, int] | None = None,
     ):
         self.states = states
         self.known_sources = known_sources or set()
         self.sticky_sources = sticky_sources or set()
+        # source_id -> accept_timeout_s, for the sources that offer before assigning
+        self.accept_timeouts = accept_timeouts or {}
         self.weights: dict[int, list[Candidate]] = defaultdict(list)
         for source_id, operator_id, weight in weights:
             self.weights[source_id].append(Candidate(operator_id, weight))
@@ -38,13 +41,17 @@ class OperatorPool:
         sources = set(source_ids) | await store.sources_served_by(extra_ops)
         rules = await store.source_rules(sources)
         states = await store.lock_states({w[1] for w in rules.weights} | extra_ops)
-        return cls(states, rules.weights, rules.known, rules.sticky)
+        return cls(states, rules.weights, rules.known, rules.sticky, rules.accept_timeouts)
 
-    def candidates(self, source_id: int) -> list[Candidate]:
+    def candidates(self, source_id: int, excluded: set[int] | None = None) -> list[Candidate]:
+        """Operators weighted for the source, active and under their limit (and not
+        `excluded`: those whose offer of the interaction expired)."""
         return [
             c
             for c in self.weights.get(source_id, [])
-            if c.operator_id in self.states and self.states[c.operator_id].has_capacity
+            if c.operator_id in self.states
+            and self.states[c.operator_id].has_capacity
+            and (not excluded or c.operator_id not in excluded)
         ]
 
     def sources_with_capacity(self) -> set[int]:

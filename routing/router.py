@@ -1,45 +1,58 @@
 """The router: every change of who handles what happens here, inside the caller's transaction.
 
-Order inside one batch: closes free capacity, the oldest waiting interactions take it, then new
-interactions take what is left. The worker and the API both go through this class, so an HTTP
-close and an AMQP close are the same code path.
+Order inside one batch: closes free capacity, accepts turn offers into assignments, the waiting
+interactions take the freed capacity (highest priority, then oldest, first), then new
+interactions take what is left. On a source with `accept_timeout_s` an operator is offered the
+interaction first; an offer not accepted in time expires (`expire_offers`) and goes elsewhere.
+The worker and the API both go through this class, so an HTTP close and an AMQP close are the
+same code path.
 """
 
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from itertools import chain
 from random import Random
 
 from routing.choose import select_operator
-from routing.commands import CloseRequest, CreateRequest, Envelope
+from routing.commands import AcceptRequest, CloseRequest, CreateRequest, Envelope
 from routing.events import build_event, build_merged_event
-from routing.facts import (
-    InteractionFacts,
-    NewContact,
-    NewInteraction,
-    NewLead,
-    OutboxRow,
-    StoredEvent,
-    WaitingCursor,
-)
+from routing.facts import InteractionFacts, StoredEvent, WaitingCursor
 from routing.identity import LeadMerge, LeadResolution, resolve_leads
 from routing.outcomes import PendingEvent, RefusalClass, Refused, Routed, RoutingOutcome
 from routing.pool import OperatorPool
+from routing.rows import NewContact, NewInteraction, NewLead, Offer, OutboxRow
 from routing.store import RoutingStore
 from routing.uuids import UuidSource
 from schemas.events import AssignReason, EventType, InteractionStatus
-from schemas.messages import CloseInteraction
+from schemas.messages import AcceptInteraction, CloseInteraction
 
-ASSIGNED, WAITING, CLOSED = (
+ASSIGNED, WAITING, CLOSED, OFFERED = (
     InteractionStatus.ASSIGNED,
     InteractionStatus.WAITING,
     InteractionStatus.CLOSED,
+    InteractionStatus.OFFERED,
 )
+HOLDS_A_SLOT = frozenset((ASSIGNED, OFFERED))  # counted in the operator's current_load
+# The event that announces each status an interaction is given, and the status each event
+# leaves behind (what a replayed event reports).
+EVENT_OF = {
+    ASSIGNED: EventType.ASSIGNED,
+    WAITING: EventType.WAITING,
+    OFFERED: EventType.OFFERED,
+    CLOSED: EventType.CLOSED,
+}
+STATUS_AFTER = {event: status for status, event in EVENT_OF.items()} | {
+    EventType.ACCEPTED: ASSIGNED,
+    EventType.OFFER_EXPIRED: WAITING,
+    EventType.OVERDUE: WAITING,
+}
 
 WEIGHTED, STICKY = AssignReason.WEIGHTED, AssignReason.STICKY
 DRAIN, MANUAL = AssignReason.DRAIN, AssignReason.MANUAL
 DRAIN_CHUNK = 500
 OVERDUE_CHUNK = 500
+OFFER_CHUNK = 500
 
 
 class Router:
@@ -54,34 +67,43 @@ class Router:
         self.outcome = RoutingOutcome()
         self.pool = OperatorPool({}, [])
         self._outbox_rows: list[OutboxRow] = []
-        self._followers: list[tuple[CreateRequest | CloseRequest, int]] = []
+        self._followers: list[tuple[CreateRequest | CloseRequest | AcceptRequest, int]] = []
         # operator_id -> the envelope of the traced close that freed it: a drain onto that
         # operator continues the close's trace (a drain an API change caused has none).
         self._freed_by: dict[int, Envelope] = {}
 
     async def route_batch(
-        self, creates: Sequence[CreateRequest], closes: Sequence[CloseRequest]
+        self,
+        creates: Sequence[CreateRequest],
+        closes: Sequence[CloseRequest],
+        accepts: Sequence[AcceptRequest] = (),
     ) -> RoutingOutcome:
         creates = await self._replay_known_message_ids(creates)
         create_sources = {c.command.source_id for c in creates}
-        self.pool = await self._lock_before_closing(create_sources, closes)
+        self.pool = await self._lock_before_closing(create_sources, closes, accepts)
         creates = self._refuse_unknown_sources(creates)  # the pool knows which sources exist
         closing = await self._closable(closes)  # read after the locks: current, not stale
         freed_by = {
-            f.operator_id for _, f in closing if f.operator_id is not None and f.status == ASSIGNED
+            f.operator_id
+            for _, f in closing
+            if f.operator_id is not None and f.status in HOLDS_A_SLOT
         }
         if freed_by - self.pool.states.keys():  # moved meanwhile (e.g. a manual assignment)
             self.pool = await OperatorPool.lock(
                 self.store, create_sources, freed_by | self.pool.states.keys()
             )
         freed = await self._close(closing)
+        await self._accept(accepts)
         await self._drain(self.pool.sources_served_by(freed))
         await self._assign_new(creates)
         await self._finish()
         return self.outcome
 
     async def _lock_before_closing(
-        self, create_sources: set[int], closes: Sequence[CloseRequest]
+        self,
+        create_sources: set[int],
+        closes: Sequence[CloseRequest],
+        accepts: Sequence[AcceptRequest] = (),
     ) -> OperatorPool:
         """Lock every operator that could change the closing interactions, then let them be read.
 
@@ -90,15 +112,22 @@ class Router:
         leave its operator's load one too high (or free it twice). Whoever changes an
         interaction holds a lock on its operator or, for a drain, on every operator of its
         source; so: lock those first, read the facts after (READ COMMITTED: a fresh snapshot).
+        An accept locks the accepting operator too: an offer to it is then only its to change.
         """
-        glimpse = await self.store.facts(c.command.interaction_id for c in closes)
-        assigned_to = {
+        glimpse = await self.store.facts(
+            chain(
+                (c.command.interaction_id for c in closes),
+                (a.command.interaction_id for a in accepts),
+            )
+        )
+        holders = {
             f.operator_id
             for f in glimpse.values()
-            if f.status == ASSIGNED and f.operator_id is not None
+            if f.status in HOLDS_A_SLOT and f.operator_id is not None
         }
+        accepting = {a.command.operator_id for a in accepts}
         waiting_in = {f.source_id for f in glimpse.values() if f.status == WAITING}
-        return await OperatorPool.lock(self.store, create_sources | waiting_in, assigned_to)
+        return await OperatorPool.lock(self.store, create_sources | waiting_in, holders | accepting)
 
     async def drain(
         self, operator_ids: Iterable[int] = (), source_ids: Iterable[int] = ()
@@ -123,6 +152,58 @@ class Router:
             await self.store.add_events(self._outbox_rows)
         return self.outcome
 
+    async def expire_offers(self, now: datetime | None = None) -> RoutingOutcome:
+        """Offers past their deadline: each expires exactly once (`interaction.offer_expired`),
+        its operator's place is freed, and the interaction goes to another candidate (never
+        one whose offer of it expired) or waits.
+
+        The due offers are read without locks, then their operators and their sources'
+        operators are locked (the order every routing transaction takes) and the offers read
+        again: an accept or another worker's timer that got there first has changed them.
+        """
+        self.now = now = now or self.now  # the moment of the sweep, for new deadlines too
+        due = await self.store.due_offers(now, OFFER_CHUNK)
+        if not due:
+            return self.outcome
+        holders = {f.operator_id for f in due if f.operator_id is not None}
+        self.pool = await OperatorPool.lock(self.store, {f.source_id for f in due}, holders)
+        fresh = await self.store.facts(f.id for f in due)
+        deadlines = await self.store.offer_deadlines(fresh)
+        expired: dict[int, int] = {}
+        for glimpsed in due:
+            facts = fresh.get(glimpsed.id)
+            deadline = deadlines.get(glimpsed.id)
+            if (
+                facts is None
+                or facts.status != OFFERED
+                or facts.operator_id is None
+                or facts.operator_id not in self.pool.states
+                or deadline is None
+                or deadline > now
+            ):
+                continue  # accepted, closed or moved meanwhile: not this timer's to expire
+            expired[facts.id] = facts.operator_id
+            self.pool.release(facts.operator_id)
+            envelope = Envelope(None, facts.correlation_id, None)
+            self._emit(replace(facts, status=WAITING), EventType.OFFER_EXPIRED, envelope)
+        if expired:
+            await self.store.withdraw_offers(expired, now)
+            sources = {fresh[i].source_id for i in expired}
+            await self._drain(sources | self.pool.sources_served_by(expired.values()))
+        await self._finish()
+        return self.outcome
+
+    async def accept(self, interaction_id: int, operator_id: int) -> RoutingOutcome:
+        """Accept an offer (API): exactly what an `interaction.accept` message does."""
+        command = AcceptInteraction(interaction_id=interaction_id, operator_id=operator_id)
+        request = AcceptRequest(0, command)
+        outcome = await self.route_batch([], [], [request])
+        refusal = outcome.results.get(request.key)
+        if isinstance(refusal, Refused):
+            not_found = refusal.kind == RefusalClass.UNKNOWN_INTERACTION
+            raise AssignmentRefused(refusal.reason, not_found=not_found)
+        return outcome
+
     async def assign(self, interaction_id: int, operator_id: int) -> RoutingOutcome:
         """Manual assignment (API): the operator must be active and under its limit.
 
@@ -131,18 +212,19 @@ class Router:
         facts = await self._facts_under_lock(interaction_id, operator_id)
         if facts.status == CLOSED:
             raise AssignmentRefused(f"interaction {interaction_id} is closed")
-        previous = facts.operator_id if facts.status == ASSIGNED else None
-        if previous == operator_id:
+        previous = facts.operator_id if facts.status in HOLDS_A_SLOT else None
+        if previous == operator_id and facts.status == ASSIGNED:
             return self.outcome
-        self._check_can_take(operator_id)
-        self.pool.take(operator_id)
-        if previous is not None:
-            self.pool.release(previous)
+        if previous != operator_id:  # assigning an offer to its own operator moves no slot
+            self._check_can_take(operator_id)
+            self.pool.take(operator_id)
+            if previous is not None:
+                self.pool.release(previous)
         facts = replace(facts, operator_id=operator_id, status=ASSIGNED)
         await self.store.set_assigned({interaction_id: operator_id}, self.now)
         envelope = Envelope(None, facts.correlation_id, facts.reply_to)
         self._emit(facts, EventType.ASSIGNED, envelope, MANUAL)
-        if previous is not None:
+        if previous is not None and previous != operator_id:
             await self._drain(self.pool.sources_served_by({previous}))
         await self._finish()
         return self.outcome
@@ -262,7 +344,7 @@ class Router:
             if row.operator_id is None:
                 event = self._emit(facts, EventType.WAITING, request.envelope)
             else:
-                event = self._emit(facts, EventType.ASSIGNED, request.envelope, reason)
+                event = self._emit(facts, EVENT_OF[row.status], request.envelope, reason)
             self._record(request.key, facts, event)
             first_of_lead.setdefault(row.lead_uuid, (interaction_id, request.envelope))
         for merge in leads.merges:  # after the interaction's own event: not its first
@@ -326,12 +408,19 @@ class Router:
     def _new_row(
         self, request: CreateRequest, lead_uuid: str, operator_id: int | None
     ) -> NewInteraction:
-        envelope, now = request.envelope, self.now
+        envelope, now, source_id = request.envelope, self.now, request.command.source_id
+        status, offer_expires_at = WAITING, None
+        if operator_id is not None:
+            timeout = self.pool.accept_timeouts.get(source_id)
+            if timeout is None:
+                status = ASSIGNED
+            else:
+                status, offer_expires_at = OFFERED, now + timedelta(seconds=timeout)
         return NewInteraction(
             lead_uuid,
-            request.command.source_id,
+            source_id,
             operator_id,
-            WAITING if operator_id is None else ASSIGNED,
+            status,
             True,
             request.command.payload,
             envelope.message_id,
@@ -340,6 +429,7 @@ class Router:
             now,
             None if operator_id is None else now,
             request.command.priority,
+            offer_expires_at,
         )
 
     # -- closes --------------------------------------------------------------------------------
@@ -349,7 +439,9 @@ class Router:
     ) -> list[tuple[CloseRequest, InteractionFacts]]:
         """Refuse unknown ids, replay already-closed ones, return the rest with their facts."""
         facts = await self.store.facts(c.command.interaction_id for c in closes)
-        already = await self.store.closed_events(i for i, f in facts.items() if f.status == CLOSED)
+        already = await self.store.events_of_type(
+            (i for i, f in facts.items() if f.status == CLOSED), EventType.CLOSED
+        )
         closing: list[tuple[CloseRequest, InteractionFacts]] = []
         first_close: dict[int, int] = {}
         for request in closes:
@@ -374,7 +466,7 @@ class Router:
         and must not hand out an interaction this very batch is closing."""
         freed: set[int] = set()
         for request, facts in closing:
-            if facts.status == ASSIGNED and facts.operator_id is not None:
+            if facts.status in HOLDS_A_SLOT and facts.operator_id is not None:
                 self.pool.release(facts.operator_id)
                 freed.add(facts.operator_id)
                 if request.envelope.traceparent is not None:
@@ -386,6 +478,79 @@ class Router:
         await self.store.set_closed([facts.id for _, facts in closing], self.now)
         return freed
 
+    # -- accepts -------------------------------------------------------------------------------
+
+    async def _accept(self, accepts: Sequence[AcceptRequest]) -> None:
+        """An open offer to the accepting operator, before its deadline, becomes an assignment
+        (its place is already counted); an accept repeated replays its `accepted` event; any
+        other is refused with the reason. Read after the locks and this batch's closes."""
+        if not accepts:
+            return
+        facts = await self.store.facts(a.command.interaction_id for a in accepts)
+        deadlines = await self.store.offer_deadlines(
+            i for i, f in facts.items() if f.status == OFFERED
+        )
+        already = await self.store.events_of_type(
+            (i for i, f in facts.items() if f.status == ASSIGNED), EventType.ACCEPTED
+        )
+        accepted: dict[int, int] = {}
+        first_accept: dict[int, AcceptRequest] = {}
+        refused: list[tuple[AcceptRequest, InteractionFacts]] = []
+        for request in accepts:
+            interaction_id = request.command.interaction_id
+            operator_id = request.command.operator_id
+            found = facts.get(interaction_id)
+            stored = already.get(interaction_id)
+            deadline = deadlines.get(interaction_id)
+            if found is None:
+                self.outcome.results[request.key] = Refused(
+                    f"unknown interaction {interaction_id}", RefusalClass.UNKNOWN_INTERACTION
+                )
+            elif interaction_id in first_accept:
+                first = first_accept[interaction_id]
+                if first.command.operator_id == operator_id:
+                    self._followers.append((request, first.key))
+                else:  # taken by the first accept in this very batch
+                    taken = replace(found, status=ASSIGNED, operator_id=first.command.operator_id)
+                    refused.append((request, taken))
+            elif found.status == ASSIGNED and found.operator_id == operator_id and stored:
+                self._replay(request.key, request.envelope, stored, found.source_id)
+            elif (
+                found.status == OFFERED
+                and found.operator_id == operator_id
+                and deadline is not None
+                and self.now < deadline
+            ):
+                first_accept[interaction_id] = request
+                accepted[interaction_id] = operator_id
+                taken = replace(found, status=ASSIGNED)
+                self._record(
+                    request.key, taken, self._emit(taken, EventType.ACCEPTED, request.envelope)
+                )
+            else:
+                refused.append((request, found))
+        if accepted:
+            await self.store.set_assigned(accepted, self.now)
+        if refused:
+            await self._refuse_accepts(refused, deadlines)
+
+    async def _refuse_accepts(
+        self,
+        refused: Sequence[tuple[AcceptRequest, InteractionFacts]],
+        deadlines: dict[int, datetime],
+    ) -> None:
+        expired = await self.store.expired_operators(f.id for _, f in refused)
+        for request, found in refused:
+            operator_id = request.command.operator_id
+            reason = why_not_accepted(
+                found,
+                operator_id,
+                operator_id in expired.get(found.id, ()),
+                deadlines.get(found.id),
+                self.now,
+            )
+            self.outcome.results[request.key] = Refused(reason, RefusalClass.OFFER_NOT_OPEN)
+
     # -- waiting -------------------------------------------------------------------------------
 
     async def _drain(self, source_ids: set[int]) -> None:
@@ -396,21 +561,32 @@ class Router:
             waiting = await self.store.next_waiting(sources, after, DRAIN_CHUNK)
             if not waiting:
                 return
+            excluded = await self.store.expired_operators(facts.id for facts in waiting)
             assignments: dict[int, int] = {}
+            offers: dict[int, Offer] = {}
             for facts in waiting:
-                operator_id = select_operator(self.pool.candidates(facts.source_id), self.rng)
+                candidates = self.pool.candidates(facts.source_id, excluded.get(facts.id))
+                operator_id = select_operator(candidates, self.rng)
                 if operator_id is None:
                     continue
                 self.pool.take(operator_id)
-                assignments[facts.id] = operator_id
-                assigned = replace(facts, operator_id=operator_id, status=ASSIGNED)
+                timeout = self.pool.accept_timeouts.get(facts.source_id)
+                if timeout is None:
+                    assignments[facts.id] = operator_id
+                    status = ASSIGNED
+                else:
+                    offers[facts.id] = Offer(operator_id, self.now + timedelta(seconds=timeout))
+                    status = OFFERED
                 self._emit(
-                    assigned,
-                    EventType.ASSIGNED,
+                    replace(facts, operator_id=operator_id, status=status),
+                    EVENT_OF[status],
                     self._drained_envelope(facts, operator_id),
                     DRAIN,
                 )
-            await self.store.set_assigned(assignments, self.now)
+            if assignments:
+                await self.store.set_assigned(assignments, self.now)
+            if offers:
+                await self.store.set_offered(offers, self.now)
             after = WaitingCursor(waiting[-1].priority, waiting[-1].id)
 
     def _drained_envelope(self, facts: InteractionFacts, operator_id: int) -> Envelope:
@@ -478,7 +654,7 @@ class Router:
             envelope.tracestate,
         )
         self.outcome.events.append(event)
-        status = InteractionStatus(stored.routing_key.removeprefix("interaction."))
+        status = STATUS_AFTER[EventType(stored.routing_key)]
         self.outcome.results[key] = Routed(
             stored.interaction_id, status, None, source_id, event, True
         )
@@ -502,15 +678,44 @@ class Router:
         """Write what the transaction decided; repeated commands in the batch share its result."""
         await self.pool.flush(self.store)
         await self.store.add_events(self._outbox_rows)
+        self._outbox_rows = []
         for request, primary_key in self._followers:
             self._copy_result(request.key, request.envelope, primary_key)
 
 
 def _holders(facts: InteractionFacts, operator_id: int) -> set[int]:
     """Operators whose rows a manual assignment of this interaction changes."""
-    if facts.status == ASSIGNED and facts.operator_id is not None:
+    if facts.status in HOLDS_A_SLOT and facts.operator_id is not None:
         return {operator_id, facts.operator_id}
     return {operator_id}
+
+
+def why_not_accepted(
+    facts: InteractionFacts,
+    operator_id: int,
+    expired_for_operator: bool,
+    deadline: datetime | None,
+    now: datetime,
+) -> str:
+    """The one-line reason an accept is refused (its dead letter's `x-error`, the API's 409)."""
+    interaction_id = facts.id
+    if expired_for_operator or (
+        facts.status == OFFERED
+        and facts.operator_id == operator_id
+        and deadline is not None
+        and now >= deadline
+    ):
+        return f"the offer of interaction {interaction_id} to operator {operator_id} expired"
+    if facts.status == OFFERED:
+        return (
+            f"interaction {interaction_id} is offered to operator {facts.operator_id}, "
+            f"not to operator {operator_id}"
+        )
+    if facts.status == ASSIGNED:
+        return (
+            f"interaction {interaction_id} is assigned to operator {facts.operator_id}, not offered"
+        )
+    return f"interaction {interaction_id} is {facts.status.value}, not offered to anyone"
 
 
 class AssignmentRefused(Exception):

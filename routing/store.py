@@ -10,19 +10,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Protocol
 
-from routing.facts import (
-    InteractionFacts,
-    NewContact,
-    NewInteraction,
-    NewLead,
-    OperatorState,
-    OutboxRow,
-    SourceRules,
-    StoredEvent,
-    WaitingCursor,
-)
+from routing.facts import InteractionFacts, OperatorState, SourceRules, StoredEvent, WaitingCursor
 from routing.identity import KnownLead, LeadContacts, LeadMerge
+from routing.rows import NewContact, NewInteraction, NewLead, Offer, OutboxRow
 from schemas.contacts import Contact
+from schemas.events import EventType
 
 
 class RoutingStore(Protocol):
@@ -90,13 +82,41 @@ class RoutingStore(Protocol):
     async def set_closed(self, interaction_ids: Iterable[int], now: datetime) -> None: ...
 
     async def set_assigned(self, assignments: Mapping[int, int], now: datetime) -> None:
-        """interaction_id -> operator_id."""
+        """interaction_id -> operator_id; an open offer's deadline is cleared (accepted)."""
+        ...
+
+    # -- offers --------------------------------------------------------------------------------
+    async def set_offered(self, offers: Mapping[int, Offer], now: datetime) -> None:
+        """interaction_id -> the operator it is offered to, until when."""
+        ...
+
+    async def due_offers(self, now: datetime, limit: int) -> list[InteractionFacts]:
+        """Offered interactions whose deadline has passed, earliest first; not locked (the
+        router locks their operators, then reads them again)."""
+        ...
+
+    async def offer_deadlines(self, interaction_ids: Iterable[int]) -> dict[int, datetime]:
+        """The deadline of each of these that is offered now."""
+        ...
+
+    async def withdraw_offers(self, expired: Mapping[int, int], now: datetime) -> None:
+        """interaction_id -> operator_id: the offer expired; the interaction waits again and
+        is remembered as never to be offered to that operator."""
+        ...
+
+    async def expired_operators(self, interaction_ids: Iterable[int]) -> dict[int, set[int]]:
+        """Per interaction, the operators whose offer of it expired."""
         ...
 
     # -- outbox --------------------------------------------------------------------------------
     async def first_events(self, interaction_ids: Iterable[int]) -> dict[int, StoredEvent]: ...
 
-    async def closed_events(self, interaction_ids: Iterable[int]) -> dict[int, StoredEvent]: ...
+    async def events_of_type(
+        self, interaction_ids: Iterable[int], event_type: EventType
+    ) -> dict[int, StoredEvent]:
+        """Per interaction, its first event of this type (what a repeated close or accept
+        gets again)."""
+        ...
 
     async def add_events(self, rows: Sequence[OutboxRow]) -> None: ...
 

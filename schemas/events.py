@@ -11,6 +11,7 @@ class InteractionStatus(StrEnum):
     ASSIGNED = "assigned"
     WAITING = "waiting"
     CLOSED = "closed"
+    OFFERED = "offered"  # proposed to an operator who has not accepted yet; counts in its load
 
 
 class EventType(StrEnum):
@@ -18,11 +19,14 @@ class EventType(StrEnum):
     WAITING = "interaction.waiting"
     CLOSED = "interaction.closed"
     OVERDUE = "interaction.overdue"
+    OFFERED = "interaction.offered"
+    OFFER_EXPIRED = "interaction.offer_expired"
+    ACCEPTED = "interaction.accepted"
     LEAD_MERGED = "lead.merged"
 
 
 class AssignReason(StrEnum):
-    """Why this operator (on `assigned` events)."""
+    """Why this operator (on `assigned` and `offered` events)."""
 
     WEIGHTED = "weighted"  # the weighted draw among candidates
     STICKY = "sticky"  # the lead's previous operator

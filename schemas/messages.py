@@ -106,3 +106,12 @@ class CloseInteraction(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     interaction_id: DbId = Field(examples=[42])
+
+
+class AcceptInteraction(BaseModel):
+    """`interaction.accept`: the operator an interaction is offered to takes it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    interaction_id: DbId = Field(examples=[42])
+    operator_id: DbId = Field(examples=[3])

@@ -14,15 +14,13 @@ from random import Random
 
 import structlog
 from aio_pika import ExchangeType
-from aio_pika.abc import AbstractIncomingMessage, AbstractRobustConnection
+from aio_pika.abc import AbstractIncomingMessage, AbstractQueue, AbstractRobustConnection
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from db.transactions import TransactionRunner, open_transaction_runner
 from messaging import lenient_strings, nodes
 from messaging.publisher import EventPublisher
 from messaging.topology import (
-    CLOSE_QUEUE,
-    CREATE_QUEUE,
     DEAD_LETTER_EXCHANGE,
     EVENTS_EXCHANGE,
     Topology,
@@ -51,7 +49,7 @@ class _Running:
     topology: Topology
     processor: BatchProcessor
     relay: OutboxRelay
-    consumer_tags: dict[str, str]
+    consumers: list[tuple[AbstractQueue, str]]  # each work queue with its consumer tag
 
 
 class Worker:
@@ -80,7 +78,7 @@ class Worker:
         self._stop.set()
 
     async def run(self, *, burst: bool = False) -> None:
-        """Consume until stopped, or (burst) until both work queues are empty."""
+        """Consume until stopped, or (burst) until the work queues are empty."""
         async with self._started() as running:
             background = [
                 asyncio.create_task(self._relay_forever(running.relay)),
@@ -143,11 +141,15 @@ class Worker:
         )
         relay = OutboxRelay(self.session_factory, publisher)
         await relay.publish_pending(older_than=timedelta(0))
-        tags = {
-            CREATE_QUEUE: await topology.create_queue.consume(self._enqueue("create")),
-            CLOSE_QUEUE: await topology.close_queue.consume(self._enqueue("close")),
-        }
-        return _Running(connection, topology, processor, relay, tags)
+        work_queues: list[tuple[AbstractQueue, CommandKind]] = [
+            (topology.create_queue, "create"),
+            (topology.close_queue, "close"),
+            (topology.accept_queue, "accept"),
+        ]
+        consumers = [
+            (queue, await queue.consume(self._enqueue(kind))) for queue, kind in work_queues
+        ]
+        return _Running(connection, topology, processor, relay, consumers)
 
     def _enqueue(self, kind: CommandKind) -> Callable[[AbstractIncomingMessage], Awaitable[None]]:
         async def on_message(message: AbstractIncomingMessage) -> None:
@@ -233,10 +235,7 @@ class Worker:
 
     async def _drain_after_stop(self, running: _Running) -> None:
         """Stop new deliveries, finish the ones already here within the grace period."""
-        for queue, tag in (
-            (running.topology.create_queue, running.consumer_tags[CREATE_QUEUE]),
-            (running.topology.close_queue, running.consumer_tags[CLOSE_QUEUE]),
-        ):
+        for queue, tag in running.consumers:
             with contextlib.suppress(Exception):
                 await queue.cancel(tag)
         try:
@@ -253,8 +252,8 @@ class Worker:
             )
 
     async def _timers_forever(self, processor: BatchProcessor) -> None:
-        """Every TIMER_INTERVAL_S: waiting SLAs checked against the database (not this
-        process's memory, so a restarted or another worker fires them just the same)."""
+        """Every TIMER_INTERVAL_S: waiting SLAs and offer deadlines checked against the database
+        (not this process's memory, so a restarted or another worker fires them just the same)."""
         while True:
             await asyncio.sleep(TIMER_INTERVAL_S)
             try:

@@ -11,13 +11,19 @@ from typing import Any, Literal, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from messaging.lenient_strings import invalid_utf8_property
-from routing.commands import CloseRequest, CreateRequest, Envelope
+from routing.commands import AcceptRequest, CloseRequest, CreateRequest, Envelope, Request
 from routing.outcomes import RefusalClass, Refused
 from schemas.contacts import PHONE_REGION
-from schemas.messages import PAYLOAD_LIMIT_BYTES, RAW_BODY, CloseInteraction, CreateInteraction
+from schemas.messages import (
+    PAYLOAD_LIMIT_BYTES,
+    RAW_BODY,
+    AcceptInteraction,
+    CloseInteraction,
+    CreateInteraction,
+)
 from worker.reasons import error_summary, one_line
 
-CommandKind = Literal["create", "close"]
+CommandKind = Literal["create", "close", "accept"]
 # The payload may be 64 KiB; the rest of a create body is a few hundred bytes at most.
 MAX_BODY_BYTES = PAYLOAD_LIMIT_BYTES + 4096
 JSON_MEDIA_TYPE = "application/json"
@@ -26,7 +32,7 @@ M = TypeVar("M", bound=BaseModel)
 
 def parse_command(
     kind: CommandKind, key: int, body: bytes, envelope: Envelope, phone_region: str | None = None
-) -> CreateRequest | CloseRequest | Refused:
+) -> Request | Refused:
     if len(body) > MAX_BODY_BYTES:
         return Refused(
             f"message body is {len(body)} bytes, over the {MAX_BODY_BYTES} byte limit",
@@ -42,6 +48,9 @@ def parse_command(
         context = {RAW_BODY: body, PHONE_REGION: phone_region}
         create = _validate(CreateInteraction, document, context)
         return create if isinstance(create, Refused) else CreateRequest(key, create, envelope)
+    if kind == "accept":
+        accept = _validate(AcceptInteraction, document)
+        return accept if isinstance(accept, Refused) else AcceptRequest(key, accept, envelope)
     close = _validate(CloseInteraction, document)
     return close if isinstance(close, Refused) else CloseRequest(key, close, envelope)
 

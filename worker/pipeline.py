@@ -24,7 +24,7 @@ from messaging import tracing
 from messaging.lenient_strings import printable, short_string_properties
 from messaging.publisher import EventPublisher
 from messaging.topology import is_own_queue
-from routing.commands import CloseRequest, CreateRequest, Envelope
+from routing.commands import AcceptRequest, CloseRequest, CreateRequest, Envelope, Request
 from routing.outcomes import RefusalClass, Refused, Routed, RoutingOutcome
 from routing.router import Router
 from routing.store import RoutingStore
@@ -35,7 +35,6 @@ from worker.parse import CommandKind, envelope_refusal, parse_command
 from worker.reasons import error_summary, one_line
 
 log = structlog.get_logger(__name__)
-Request = CreateRequest | CloseRequest
 
 
 @dataclass(frozen=True)
@@ -290,10 +289,11 @@ class BatchProcessor:
     ) -> RoutingOutcome:
         creates = [r for r in requests if isinstance(r, CreateRequest)]
         closes = [r for r in requests if isinstance(r, CloseRequest)]
+        accepts = [r for r in requests if isinstance(r, AcceptRequest)]
 
         async def work(store: RoutingStore) -> RoutingOutcome:
             await store.record_published(to_record, utcnow())
-            return await Router(store, self.rng).route_batch(creates, closes)
+            return await Router(store, self.rng).route_batch(creates, closes, accepts)
 
         with tracing.span("leadrouter.transaction"):
             return await self.transactions.run(work)

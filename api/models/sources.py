@@ -29,6 +29,13 @@ Identifier = Annotated[
 Description = Annotated[StorableText, Field(max_length=2000, examples=["Support bot"])]
 MAX_WAIT_HELP = "a waiting interaction older than this gets one `interaction.overdue` event"
 MaxWait = Annotated[StrictInt, Field(ge=1, le=7 * 86400, examples=[300], description=MAX_WAIT_HELP)]
+ACCEPT_TIMEOUT_HELP = (
+    "set: the chosen operator is offered each interaction and has this many seconds to accept "
+    "it (`interaction.accept`); an offer not accepted expires and goes to another operator"
+)
+AcceptTimeout = Annotated[
+    StrictInt, Field(ge=1, le=86400, examples=[30], description=ACCEPT_TIMEOUT_HELP)
+]
 STICKY_HELP = (
     "a lead's new interaction goes to the operator of its most recent one when that operator "
     "is active, weighted for this source and under its limit"
@@ -42,6 +49,7 @@ class SourceCreate(BaseModel):
     description: Description = ""
     sticky: StrictBool = Field(default=False, description=STICKY_HELP)
     max_wait_s: MaxWait | None = None
+    accept_timeout_s: AcceptTimeout | None = None
 
 
 class SourcePatch(PatchBody):
@@ -51,8 +59,10 @@ class SourcePatch(PatchBody):
     description: Description | SkipJsonSchema[None] = None
     sticky: StrictBool | SkipJsonSchema[None] = None
     max_wait_s: MaxWait | None = None
+    accept_timeout_s: AcceptTimeout | None = None
 
-    nullable: ClassVar[frozenset[str]] = frozenset({"max_wait_s"})  # null: no SLA any more
+    # null: no SLA any more; no offers any more (assigned at once)
+    nullable: ClassVar[frozenset[str]] = frozenset({"max_wait_s", "accept_timeout_s"})
 
 
 class SourceOut(BaseModel):
@@ -63,6 +73,7 @@ class SourceOut(BaseModel):
     description: str = Field(examples=["Support bot"])
     sticky: bool = Field(description=STICKY_HELP)
     max_wait_s: int | None = Field(description=MAX_WAIT_HELP)
+    accept_timeout_s: int | None = Field(description=ACCEPT_TIMEOUT_HELP)
     created_at: datetime
 
 

@@ -42,7 +42,11 @@ async def create_source(body: SourceCreate, session: SessionDep) -> SourceOut:
             if await sources.get_by_identifier(body.identifier) is not None:
                 raise duplicate
             source = await sources.create(
-                body.identifier, body.description, body.sticky, body.max_wait_s
+                body.identifier,
+                body.description,
+                body.sticky,
+                body.max_wait_s,
+                body.accept_timeout_s,
             )
     except IntegrityError:  # created concurrently between the check and the insert
         raise duplicate from None

@@ -1,6 +1,6 @@
 """InteractionCRUD: interactions as rows, written set-based for the worker's batches."""
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 from typing import Any, cast
@@ -9,18 +9,21 @@ from sqlalchemy import Select, Table, and_, func, insert, or_, select, text, tru
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
-from db.models import Interaction, Lead, Source
+from db.models import ExpiredOffer, Interaction, Lead, Source
 from db.repositories.operators import OperatorCRUD
 from db.types import utcnow
-from routing.facts import InteractionFacts, NewInteraction, WaitingCursor
+from routing.facts import InteractionFacts, WaitingCursor
 from routing.identity import SHOWN_CONTACTS
+from routing.rows import NewInteraction, Offer
 from schemas.events import InteractionStatus
 
-ASSIGNED, WAITING, CLOSED = (
+ASSIGNED, WAITING, CLOSED, OFFERED = (
     InteractionStatus.ASSIGNED,
     InteractionStatus.WAITING,
     InteractionStatus.CLOSED,
+    InteractionStatus.OFFERED,
 )
+HOLDS_A_SLOT = (ASSIGNED, OFFERED)  # statuses counted in the operator's current_load
 CLOSE_ATTEMPTS = 3  # reads of a changing interaction before `set_inactive` gives up
 
 
@@ -124,7 +127,7 @@ class InteractionCRUD:
             if seen is None:
                 return
             status, operator_id = seen
-            slot = operator_id if status == ASSIGNED else None
+            slot = operator_id if status in HOLDS_A_SLOT else None
             if slot is not None:
                 await OperatorCRUD(self.session).lock_states([slot])
             if await self._close_as_seen(interaction_id, status, operator_id):
@@ -195,7 +198,13 @@ class InteractionCRUD:
 
     async def set_closed(self, interaction_ids: Iterable[int], now: datetime) -> None:
         params = [
-            {"id": i, "status": CLOSED, "is_active": False, "closed_at": now}
+            {
+                "id": i,
+                "status": CLOSED,
+                "is_active": False,
+                "closed_at": now,
+                "offer_expires_at": None,
+            }
             for i in interaction_ids
         ]
         if params:
@@ -204,11 +213,82 @@ class InteractionCRUD:
     async def set_assigned(self, assignments: dict[int, int], now: datetime) -> None:
         """interaction_id -> operator_id, as one bulk UPDATE by primary key."""
         params = [
-            {"id": i, "operator_id": op, "status": ASSIGNED, "assigned_at": now}
+            {
+                "id": i,
+                "operator_id": op,
+                "status": ASSIGNED,
+                "assigned_at": now,
+                "offer_expires_at": None,
+            }
             for i, op in assignments.items()
         ]
         if params:
             await self.session.execute(update(Interaction), params)
+
+    async def set_offered(self, offers: Mapping[int, Offer], now: datetime) -> None:
+        params = [
+            {
+                "id": i,
+                "operator_id": offer.operator_id,
+                "status": OFFERED,
+                "assigned_at": now,
+                "offer_expires_at": offer.expires_at,
+            }
+            for i, offer in offers.items()
+        ]
+        if params:
+            await self.session.execute(update(Interaction), params)
+
+    async def due_offers(self, now: datetime, limit: int) -> list[InteractionFacts]:
+        stmt = (
+            self._facts_query()
+            .where(Interaction.status == OFFERED, Interaction.offer_expires_at <= now)
+            .order_by(Interaction.offer_expires_at, Interaction.id)
+            .limit(limit)
+        )
+        return [InteractionFacts(*row) for row in (await self.session.execute(stmt))]
+
+    async def offer_deadlines(self, interaction_ids: Iterable[int]) -> dict[int, datetime]:
+        wanted = set(interaction_ids)
+        if not wanted:
+            return {}
+        stmt = select(Interaction.id, Interaction.offer_expires_at).where(
+            Interaction.id.in_(wanted),
+            Interaction.status == OFFERED,
+            Interaction.offer_expires_at.is_not(None),
+        )
+        return {i: at for i, at in await self.session.execute(stmt) if at is not None}
+
+    async def withdraw_offers(self, expired: Mapping[int, int], now: datetime) -> None:
+        if not expired:
+            return
+        params = [
+            {
+                "id": i,
+                "operator_id": None,
+                "status": WAITING,
+                "assigned_at": None,
+                "offer_expires_at": None,
+            }
+            for i in expired
+        ]
+        await self.session.execute(update(Interaction), params)
+        rows = [
+            {"interaction_id": i, "operator_id": op, "expired_at": now} for i, op in expired.items()
+        ]
+        await self.session.execute(insert(cast(Table, ExpiredOffer.__table__)), rows)
+
+    async def expired_operators(self, interaction_ids: Iterable[int]) -> dict[int, set[int]]:
+        wanted = set(interaction_ids)
+        if not wanted:
+            return {}
+        stmt = select(ExpiredOffer.interaction_id, ExpiredOffer.operator_id).where(
+            ExpiredOffer.interaction_id.in_(wanted)
+        )
+        found: dict[int, set[int]] = {}
+        for interaction_id, operator_id in await self.session.execute(stmt):
+            found.setdefault(interaction_id, set()).add(operator_id)
+        return found
 
     async def ids_by_message_id(self, message_ids: Iterable[str]) -> dict[str, int]:
         wanted = set(message_ids)

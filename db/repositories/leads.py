@@ -10,8 +10,8 @@ from sqlalchemy.orm import selectinload
 from db.models import Interaction, Lead, LeadContact
 from db.repositories.dialect_insert import insert_ignoring_conflicts
 from db.types import utcnow
-from routing.facts import NewContact, NewLead
 from routing.identity import KnownLead, LeadContacts, LeadMerge
+from routing.rows import NewContact, NewLead
 from routing.uuids import new_uuids
 from schemas.contacts import Contact, ContactKind
 from schemas.email import normalise_email

@@ -9,7 +9,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from db.models import OutboxEvent
 from db.types import utcnow
-from routing.facts import OutboxRow
+from routing.rows import OutboxRow
+from schemas.events import EventType
 
 
 class OutboxCRUD:
@@ -36,8 +37,10 @@ class OutboxCRUD:
         """The event each interaction was created with: what a repeated message_id gets again."""
         return await self._events_where(interaction_ids, routing_key=None)
 
-    async def closed_events(self, interaction_ids: Iterable[int]) -> dict[int, OutboxEvent]:
-        return await self._events_where(interaction_ids, routing_key="interaction.closed")
+    async def events_of_type(
+        self, interaction_ids: Iterable[int], event_type: EventType
+    ) -> dict[int, OutboxEvent]:
+        return await self._events_where(interaction_ids, routing_key=event_type.value)
 
     async def _events_where(
         self, interaction_ids: Iterable[int], routing_key: str | None

@@ -18,9 +18,14 @@ class SourceCRUD:
         description: str,
         sticky: bool = False,
         max_wait_s: int | None = None,
+        accept_timeout_s: int | None = None,
     ) -> Source:
         source = Source(
-            identifier=identifier, description=description, sticky=sticky, max_wait_s=max_wait_s
+            identifier=identifier,
+            description=description,
+            sticky=sticky,
+            max_wait_s=max_wait_s,
+            accept_timeout_s=accept_timeout_s,
         )
         self.session.add(source)
         await self.session.flush()

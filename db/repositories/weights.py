@@ -6,7 +6,7 @@ from sqlalchemy import delete, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.models import Operator, Source, SourceOperatorSetting
-from routing.facts import SourceRules
+from routing.facts import SourceRules, source_rules
 
 
 class SourceOperatorSettingCRUD:
@@ -63,16 +63,20 @@ class SourceOperatorSettingCRUD:
         (a LEFT JOIN)."""
         wanted = set(source_ids)
         if not wanted:
-            return SourceRules(set(), set(), [])
+            return source_rules([])
         setting = SourceOperatorSetting
         stmt = (
-            select(Source.id, Source.sticky, setting.operator_id, setting.weight)
+            select(
+                Source.id,
+                Source.sticky,
+                Source.accept_timeout_s,
+                setting.operator_id,
+                setting.weight,
+            )
             .outerjoin(setting, setting.source_id == Source.id)
             .where(Source.id.in_(wanted))
         )
-        rows = list(await self.session.execute(stmt))
-        weights = [(s, o, w) for s, _, o, w in rows if o is not None and w is not None]
-        return SourceRules({r[0] for r in rows}, {r[0] for r in rows if r[1]}, weights)
+        return source_rules(await self.session.execute(stmt))
 
     async def sources_served_by(self, operator_ids: Iterable[int]) -> set[int]:
         wanted = set(operator_ids)

@@ -11,19 +11,11 @@ from db.repositories.leads import LeadCRUD
 from db.repositories.operators import OperatorCRUD
 from db.repositories.outbox import OutboxCRUD
 from db.repositories.weights import SourceOperatorSettingCRUD
-from routing.facts import (
-    InteractionFacts,
-    NewContact,
-    NewInteraction,
-    NewLead,
-    OperatorState,
-    OutboxRow,
-    SourceRules,
-    StoredEvent,
-    WaitingCursor,
-)
+from routing.facts import InteractionFacts, OperatorState, SourceRules, StoredEvent, WaitingCursor
 from routing.identity import KnownLead, LeadContacts, LeadMerge
+from routing.rows import NewContact, NewInteraction, NewLead, Offer, OutboxRow
 from schemas.contacts import Contact
+from schemas.events import EventType
 
 
 class OrmRoutingStore:
@@ -95,11 +87,28 @@ class OrmRoutingStore:
     async def set_assigned(self, assignments: Mapping[int, int], now: datetime) -> None:
         await self.interactions.set_assigned(dict(assignments), now)
 
+    async def set_offered(self, offers: Mapping[int, Offer], now: datetime) -> None:
+        await self.interactions.set_offered(offers, now)
+
+    async def due_offers(self, now: datetime, limit: int) -> list[InteractionFacts]:
+        return await self.interactions.due_offers(now, limit)
+
+    async def offer_deadlines(self, interaction_ids: Iterable[int]) -> dict[int, datetime]:
+        return await self.interactions.offer_deadlines(interaction_ids)
+
+    async def withdraw_offers(self, expired: Mapping[int, int], now: datetime) -> None:
+        await self.interactions.withdraw_offers(expired, now)
+
+    async def expired_operators(self, interaction_ids: Iterable[int]) -> dict[int, set[int]]:
+        return await self.interactions.expired_operators(interaction_ids)
+
     async def first_events(self, interaction_ids: Iterable[int]) -> dict[int, StoredEvent]:
         return _stored(await self.outbox.first_events(interaction_ids))
 
-    async def closed_events(self, interaction_ids: Iterable[int]) -> dict[int, StoredEvent]:
-        return _stored(await self.outbox.closed_events(interaction_ids))
+    async def events_of_type(
+        self, interaction_ids: Iterable[int], event_type: EventType
+    ) -> dict[int, StoredEvent]:
+        return _stored(await self.outbox.events_of_type(interaction_ids, event_type))
 
     async def add_events(self, rows: Sequence[OutboxRow]) -> None:
         await self.outbox.add_many(rows)

@@ -17,16 +17,14 @@ from typing import Any
 from db.types import sqlite_time
 from routing.facts import (
     InteractionFacts,
-    NewContact,
-    NewInteraction,
-    NewLead,
     OperatorState,
-    OutboxRow,
     SourceRules,
     StoredEvent,
     WaitingCursor,
+    source_rules,
 )
 from routing.identity import SHOWN_CONTACTS, KnownLead, LeadContacts, LeadMerge
+from routing.rows import NewContact, NewInteraction, NewLead, Offer, OutboxRow
 from schemas.contacts import Contact, ContactKind
 from schemas.events import EventType, InteractionStatus
 
@@ -64,10 +62,11 @@ _ACTIVE_AT = _names(OperatorState).index("active")
 _EVENT_COLUMNS = ", ".join(_names(StoredEvent))
 INTERACTION_COLUMNS = ("id", *NewInteraction._fields)
 OUTBOX_COLUMNS = OutboxRow._fields
-_WAITING, _ASSIGNED, _CLOSED = (
+_WAITING, _ASSIGNED, _CLOSED, _OFFERED = (
     InteractionStatus.WAITING.value,
     InteractionStatus.ASSIGNED.value,
     InteractionStatus.CLOSED.value,
+    InteractionStatus.OFFERED.value,
 )
 
 
@@ -133,12 +132,11 @@ class SqliteRoutingStore:
 
     async def source_rules(self, source_ids: Iterable[int]) -> SourceRules:
         sql = (
-            "SELECT s.id, s.sticky, w.operator_id, w.weight FROM sources s "
+            "SELECT s.id, s.sticky, s.accept_timeout_s, w.operator_id, w.weight FROM sources s "
             "LEFT JOIN source_operator_settings w ON w.source_id = s.id WHERE s.id IN ({})"
         )
-        rows = self._rows_in(sql, source_ids, "id, sticky, operator_id, weight")
-        weights = [(s, o, w) for s, _, o, w in rows if o is not None and w is not None]
-        return SourceRules({r[0] for r in rows}, {r[0] for r in rows if r[1]}, weights)
+        rows = self._rows_in(sql, source_ids, "id, sticky, accept_timeout_s, operator_id, weight")
+        return source_rules(rows)
 
     async def last_operators(self, lead_uuids: Iterable[str]) -> dict[str, int | None]:
         sql = (
@@ -262,24 +260,70 @@ class SqliteRoutingStore:
     async def set_closed(self, interaction_ids: Iterable[int], now: datetime) -> None:
         at = sqlite_time(now)
         self.db.executemany(
-            f"UPDATE interactions SET status = '{_CLOSED}', is_active = 0, closed_at = ? "
-            "WHERE id = ?",
+            f"UPDATE interactions SET status = '{_CLOSED}', is_active = 0, closed_at = ?, "
+            "offer_expires_at = NULL WHERE id = ?",
             [(at, i) for i in interaction_ids],
         )
 
     async def set_assigned(self, assignments: Mapping[int, int], now: datetime) -> None:
         at = sqlite_time(now)
         self.db.executemany(
-            f"UPDATE interactions SET operator_id = ?, status = '{_ASSIGNED}', assigned_at = ? "
-            "WHERE id = ?",
+            f"UPDATE interactions SET operator_id = ?, status = '{_ASSIGNED}', assigned_at = ?, "
+            "offer_expires_at = NULL WHERE id = ?",
             [(op, at, i) for i, op in assignments.items()],
         )
+
+    async def set_offered(self, offers: Mapping[int, Offer], now: datetime) -> None:
+        at = sqlite_time(now)
+        self.db.executemany(
+            f"UPDATE interactions SET operator_id = ?, status = '{_OFFERED}', assigned_at = ?, "
+            "offer_expires_at = ? WHERE id = ?",
+            [(o.operator_id, at, sqlite_time(o.expires_at), i) for i, o in offers.items()],
+        )
+
+    async def due_offers(self, now: datetime, limit: int) -> list[InteractionFacts]:
+        sql = (
+            f"{_FACTS} WHERE i.status = '{_OFFERED}' AND i.offer_expires_at <= ? "
+            "ORDER BY i.offer_expires_at, i.id LIMIT ?"
+        )
+        params = (sqlite_time(now), limit)
+        return [_facts(row) for row in self._select(sql, params, _FACT_COLUMNS)]
+
+    async def offer_deadlines(self, interaction_ids: Iterable[int]) -> dict[int, datetime]:
+        sql = (
+            "SELECT id, offer_expires_at FROM interactions WHERE id IN ({}) "
+            f"AND status = '{_OFFERED}' AND offer_expires_at IS NOT NULL"
+        )
+        rows = self._rows_in(sql, interaction_ids, "id, offer_expires_at")
+        return {i: _utc(at) for i, at in rows}
+
+    async def withdraw_offers(self, expired: Mapping[int, int], now: datetime) -> None:
+        self.db.executemany(
+            f"UPDATE interactions SET operator_id = NULL, status = '{_WAITING}', "
+            "assigned_at = NULL, offer_expires_at = NULL WHERE id = ?",
+            [(i,) for i in expired],
+        )
+        at = sqlite_time(now)
+        values = [v for i, op in expired.items() for v in (i, op, at)]
+        self._insert("expired_offers", ("interaction_id", "operator_id", "expired_at"), values)
+
+    async def expired_operators(self, interaction_ids: Iterable[int]) -> dict[int, set[int]]:
+        sql = "SELECT interaction_id, operator_id FROM expired_offers WHERE interaction_id IN ({})"
+        found: dict[int, set[int]] = {}
+        for interaction_id, operator_id in self._rows_in(
+            sql, interaction_ids, "interaction_id, operator_id"
+        ):
+            found.setdefault(interaction_id, set()).add(operator_id)
+        return found
 
     async def first_events(self, interaction_ids: Iterable[int]) -> dict[int, StoredEvent]:
         return self._events_where(interaction_ids, "")
 
-    async def closed_events(self, interaction_ids: Iterable[int]) -> dict[int, StoredEvent]:
-        return self._events_where(interaction_ids, f" AND routing_key = '{EventType.CLOSED.value}'")
+    async def events_of_type(
+        self, interaction_ids: Iterable[int], event_type: EventType
+    ) -> dict[int, StoredEvent]:
+        condition = f" AND routing_key = '{EventType(event_type).value}'"  # a known constant
+        return self._events_where(interaction_ids, condition)
 
     def _events_where(
         self, interaction_ids: Iterable[int], condition: str
@@ -354,6 +398,7 @@ def interaction_values(ids: Sequence[int], rows: Sequence[NewInteraction]) -> li
                 time(row.created_at),
                 time(row.assigned_at),
                 row.priority,
+                time(row.offer_expires_at),
             )
         )
     return values

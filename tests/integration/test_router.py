@@ -31,10 +31,18 @@ class DatabaseWorld:
         return await self.runner.run(work)
 
     async def add_source(
-        self, identifier: str, sticky: bool = False, max_wait_s: int | None = None
+        self,
+        identifier: str,
+        sticky: bool = False,
+        max_wait_s: int | None = None,
+        accept_timeout_s: int | None = None,
     ) -> int:
         return await seed.add_source(
-            self.sessions, identifier, sticky=sticky, max_wait_s=max_wait_s
+            self.sessions,
+            identifier,
+            sticky=sticky,
+            max_wait_s=max_wait_s,
+            accept_timeout_s=accept_timeout_s,
         )
 
     async def add_operator(self, name: str, load_limit: int, active: bool = True) -> int:

@@ -27,9 +27,9 @@ from db.sqlite_transactions import SqliteTransactionRunner, run_to_completion
 from db.transactions import SessionTransactionRunner, TransactionRunner, open_transaction_runner
 from db.wal_checkpointer import LANE_AUTOCHECKPOINT_PAGES, WalCheckpointer
 from routing.commands import CloseRequest, CreateRequest, Envelope
-from routing.facts import NewInteraction, NewLead
 from routing.outcomes import Routed, RoutingOutcome
 from routing.router import Router
+from routing.rows import NewInteraction, NewLead
 from routing.store import RoutingStore
 from schemas.events import InteractionStatus
 from schemas.messages import CloseInteraction, CreateInteraction
@@ -226,7 +226,7 @@ def test_sqlite_errors_wrapped_by_sqlalchemy_are_classified_the_same() -> None:
 def test_inserts_stay_within_a_small_limit_on_bound_variables(sqlite_url: str) -> None:
     """SQLite before 3.32 binds at most 999 variables; a batch's INSERT must split to fit."""
     connection = sqlite3.connect(make_url(sqlite_url).database or "", isolation_level=None)
-    connection.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 40)  # 3 rows of 13 columns
+    connection.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 43)  # 3 rows of 14 columns
     now = datetime.now(UTC)
     rows = [
         NewInteraction(
@@ -242,6 +242,7 @@ def test_inserts_stay_within_a_small_limit_on_bound_variables(sqlite_url: str) -
             now,
             None,
             0,
+            None,
         )
         for n in range(37)
     ]

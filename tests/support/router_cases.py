@@ -15,19 +15,20 @@ from typing import NamedTuple, Protocol, TypeVar
 
 import pytest
 
-from routing.commands import CloseRequest, CreateRequest, Envelope
+from routing.commands import AcceptRequest, CloseRequest, CreateRequest, Envelope
 from routing.memory_store import InMemoryRoutingStore
 from routing.outcomes import RefusalClass, Refused, Routed, RoutingOutcome
 from routing.router import AssignmentRefused, Router
 from routing.store import RoutingStore
 from schemas.events import InteractionStatus
-from schemas.messages import CloseInteraction, CreateInteraction
+from schemas.messages import AcceptInteraction, CloseInteraction, CreateInteraction
 
 T = TypeVar("T")
-ASSIGNED, WAITING, CLOSED = (
+ASSIGNED, WAITING, CLOSED, OFFERED = (
     InteractionStatus.ASSIGNED,
     InteractionStatus.WAITING,
     InteractionStatus.CLOSED,
+    InteractionStatus.OFFERED,
 )
 SEED = 3
 CLOSED_KEY = "interaction.closed"
@@ -48,7 +49,11 @@ class World(Protocol):
     async def run(self, work: Callable[[RoutingStore], Awaitable[T]]) -> T: ...
 
     async def add_source(
-        self, identifier: str, sticky: bool = False, max_wait_s: int | None = None
+        self,
+        identifier: str,
+        sticky: bool = False,
+        max_wait_s: int | None = None,
+        accept_timeout_s: int | None = None,
     ) -> int: ...
 
     async def add_operator(self, name: str, load_limit: int, active: bool = True) -> int: ...
@@ -85,9 +90,13 @@ class MemoryWorld:
         return await self.store.run(work)
 
     async def add_source(
-        self, identifier: str, sticky: bool = False, max_wait_s: int | None = None
+        self,
+        identifier: str,
+        sticky: bool = False,
+        max_wait_s: int | None = None,
+        accept_timeout_s: int | None = None,
     ) -> int:
-        return self.store.add_source(sticky, max_wait_s)
+        return self.store.add_source(sticky, max_wait_s, accept_timeout_s)
 
     async def add_operator(self, name: str, load_limit: int, active: bool = True) -> int:
         return self.store.add_operator(load_limit, active)
@@ -142,10 +151,31 @@ def close(key: int, interaction_id: int, correlation_id: str | None = None) -> C
     return CloseRequest(key, command, Envelope(None, correlation_id))
 
 
+def accept(key: int, interaction_id: int, operator_id: int) -> AcceptRequest:
+    command = AcceptInteraction(interaction_id=interaction_id, operator_id=operator_id)
+    return AcceptRequest(key, command, Envelope(f"accept-{key}", f"c-accept-{key}"))
+
+
 async def route(
-    world: World, creates: Sequence[CreateRequest] = (), closes: Sequence[CloseRequest] = ()
+    world: World,
+    creates: Sequence[CreateRequest] = (),
+    closes: Sequence[CloseRequest] = (),
+    accepts: Sequence[AcceptRequest] = (),
+    now: datetime | None = None,
 ) -> RoutingOutcome:
-    return await world.run(lambda store: Router(store, Random(SEED)).route_batch(creates, closes))
+    """One batch; `now` pretends the batch runs at that moment (an offer's deadline passed)."""
+
+    def work(store: RoutingStore) -> Awaitable[RoutingOutcome]:
+        router = Router(store, Random(SEED))
+        router.now = now or router.now
+        return router.route_batch(creates, closes, accepts)
+
+    return await world.run(work)
+
+
+async def expire(world: World, now: datetime) -> RoutingOutcome:
+    """A timer's sweep of the offers due at `now`."""
+    return await world.run(lambda store: Router(store, Random(SEED)).expire_offers(now))
 
 
 async def assign(world: World, interaction_id: int, operator_id: int) -> RoutingOutcome:
@@ -174,9 +204,10 @@ async def by_id(world: World) -> dict[int, Row]:
 
 
 async def assert_loads_match_rows(world: World) -> None:
-    """`current_load` is the number of assigned interactions: the invariant every case keeps."""
+    """`current_load` is the number of assigned and offered interactions: the invariant every
+    case keeps."""
     rows = await world.interactions()
-    assigned = Counter(r.operator_id for r in rows if r.status == ASSIGNED)
+    assigned = Counter(r.operator_id for r in rows if r.status in (ASSIGNED, OFFERED))
     loads = await world.loads()
     assert loads == {op: assigned.get(op, 0) for op in loads}
     assert all(r.is_active == (r.status != CLOSED) for r in rows)
@@ -676,6 +707,146 @@ async def overdue_once_per_interaction_past_its_sources_sla(world: World) -> Non
     await assert_loads_match_rows(world)
 
 
+def refusal(outcome: RoutingOutcome, key: int) -> Refused:
+    result = outcome.results[key]
+    assert isinstance(result, Refused), result
+    return result
+
+
+def bodies(outcome: RoutingOutcome) -> list[dict[str, object]]:
+    return [json.loads(event.body) for event in outcome.events]
+
+
+async def a_source_with_accept_timeout_offers_and_the_operator_accepts(world: World) -> None:
+    """Offered (counted in the load, `interaction.offered` with its reason), then accepted by
+    its operator only (`interaction.accepted`, load unchanged); an accept repeated replays the
+    first; a source without `accept_timeout_s` assigns at once, as before."""
+    offering = await world.add_source("offering", accept_timeout_s=30)
+    direct = await world.add_source("direct")
+    operator = await world.add_operator("o", 5)
+    other = await world.add_operator("other", 5, active=False)
+    await world.set_weights(offering, {operator: 10, other: 10})
+    await world.set_weights(direct, {operator: 10})
+
+    created = await route(
+        world, [create(0, "a@example.com", offering), create(1, "b@example.com", direct)]
+    )
+    offered = routed(created, 0)
+    assert (offered.status, offered.operator_id) == (OFFERED, operator)
+    assert routed(created, 1).status == ASSIGNED
+    assert keys(created) == ["interaction.offered", "interaction.assigned"]
+    assert bodies(created)[0]["reason"] == "weighted"
+    assert await world.loads() == {operator: 2, other: 0}
+
+    interaction_id = offered.interaction_id
+    wrong = await route(world, accepts=[accept(0, interaction_id, other)])
+    assert refusal(wrong, 0).kind is RefusalClass.OFFER_NOT_OPEN
+    assert refusal(wrong, 0).reason == (
+        f"interaction {interaction_id} is offered to operator {operator}, not to operator {other}"
+    )
+    taken = await route(world, accepts=[accept(0, interaction_id, operator)])
+    assert (routed(taken, 0).status, routed(taken, 0).operator_id) == (ASSIGNED, operator)
+    assert keys(taken) == ["interaction.accepted"]
+    body = bodies(taken)[0]
+    assert (body["status"], body["operator_id"], body["reason"]) == ("assigned", operator, None)
+    assert taken.events[0].correlation_id == "c-accept-0"
+    again = await route(world, accepts=[accept(5, interaction_id, operator)])
+    assert routed(again, 5).replayed and again.events[0].event_id == taken.events[0].event_id
+    assert (await by_id(world))[interaction_id].status == ASSIGNED
+    assert await world.loads() == {operator: 2, other: 0}
+    late = datetime.now(UTC) + timedelta(seconds=31)
+    assert (await expire(world, late)).events == []  # accepted: nothing left to expire
+    await assert_loads_match_rows(world)
+
+
+async def an_expired_offer_goes_to_another_operator_and_never_back(world: World) -> None:
+    """Each expiry frees its operator and offers the interaction to a candidate whose offer of
+    it has not expired (`reason` `drain`), else it waits; a late accept is refused as expired;
+    a new operator gets it."""
+    source = await world.add_source("s", accept_timeout_s=30)
+    first_op = await world.add_operator("first", 1)
+    second_op = await world.add_operator("second", 1)
+    await world.set_weights(source, {first_op: 10, second_op: 10})
+    created = await route(world, [create(0, "a@example.com", source)])
+    interaction_id, first = routed(created, 0).interaction_id, routed(created, 0).operator_id
+    assert first is not None
+    second = second_op if first == first_op else first_op
+    start = datetime.now(UTC)
+
+    assert (await expire(world, start + timedelta(seconds=29))).events == []  # not yet
+    moved = await expire(world, start + timedelta(seconds=31))
+    assert keys(moved) == ["interaction.offer_expired", "interaction.offered"]
+    expired_body, offered_body = bodies(moved)
+    assert (expired_body["operator_id"], expired_body["status"]) == (first, "waiting")
+    assert (offered_body["operator_id"], offered_body["reason"]) == (second, "drain")
+    assert await world.loads() == {first: 0, second: 1}
+    assert (await expire(world, start + timedelta(seconds=31))).events == []  # once only
+
+    late = await route(world, accepts=[accept(0, interaction_id, first)])
+    assert refusal(late, 0).reason == (
+        f"the offer of interaction {interaction_id} to operator {first} expired"
+    )
+    waits = await expire(world, start + timedelta(seconds=70))
+    assert keys(waits) == ["interaction.offer_expired"]  # the first one's expired: nobody left
+    assert (await by_id(world))[interaction_id].status == WAITING
+    assert await world.loads() == {first: 0, second: 0}
+    other = await route(world, [create(1, "b@example.com", source)])
+    assert routed(other, 1).status == OFFERED  # both are candidates for another interaction
+
+    third = await world.add_operator("third", 1)
+    await world.set_weights(source, {first_op: 10, second_op: 10, third: 10})
+    drained = await world.run(lambda store: Router(store, Random(SEED)).drain(operator_ids=[third]))
+    assert keys(drained) == ["interaction.offered"]
+    assert (bodies(drained)[0]["interaction_id"], bodies(drained)[0]["operator_id"]) == (
+        interaction_id,
+        third,
+    )
+    await assert_loads_match_rows(world)
+
+
+async def an_accept_after_the_deadline_is_refused_before_the_timer_runs(world: World) -> None:
+    """The deadline decides, not the timer: a late accept is refused, and the sweep that
+    follows expires the offer; one outcome either way."""
+    source = await world.add_source("s", accept_timeout_s=30)
+    operator = await world.add_operator("o", 1)
+    await world.set_weights(source, {operator: 10})
+    created = await route(world, [create(0, "a@example.com", source)])
+    interaction_id = routed(created, 0).interaction_id
+    late = datetime.now(UTC) + timedelta(seconds=31)
+
+    refused = await route(world, accepts=[accept(0, interaction_id, operator)], now=late)
+    assert refusal(refused, 0).reason == (
+        f"the offer of interaction {interaction_id} to operator {operator} expired"
+    )
+    assert (await by_id(world))[interaction_id].status == OFFERED  # the timer's to expire
+    assert keys(await expire(world, late)) == ["interaction.offer_expired"]
+    assert (await by_id(world))[interaction_id].status == WAITING
+    await assert_loads_match_rows(world)
+
+
+async def closing_or_reassigning_an_offer_ends_it(world: World) -> None:
+    """A closed offer frees its operator; an offer assigned by hand to another operator moves
+    the slot; neither expires afterwards."""
+    source = await world.add_source("s", accept_timeout_s=30)
+    operator = await world.add_operator("o", 2)
+    spare = await world.add_operator("spare", 2)
+    await world.set_weights(source, {operator: 10})
+    created = await route(
+        world, [create(0, "a@example.com", source), create(1, "b@example.com", source)]
+    )
+    closing, moving = routed(created, 0).interaction_id, routed(created, 1).interaction_id
+    assert await world.loads() == {operator: 2, spare: 0}
+
+    await close_one(world, closing)
+    manual = await assign(world, moving, spare)
+    assert keys(manual) == ["interaction.assigned"]
+    assert await world.loads() == {operator: 0, spare: 1}
+    assert (await expire(world, datetime.now(UTC) + timedelta(seconds=31))).events == []
+    rows = await by_id(world)
+    assert (rows[closing].status, rows[moving].status) == (CLOSED, ASSIGNED)
+    await assert_loads_match_rows(world)
+
+
 CASES: list[Case] = [
     choice_follows_the_weights_and_the_seed,
     waits_when_nobody_is_free,
@@ -695,6 +866,10 @@ CASES: list[Case] = [
     never_sticky_to_an_operator_who_is_full_or_no_longer_weighted,
     waiting_interactions_drain_by_priority_then_age,
     overdue_once_per_interaction_past_its_sources_sla,
+    a_source_with_accept_timeout_offers_and_the_operator_accepts,
+    an_expired_offer_goes_to_another_operator_and_never_back,
+    an_accept_after_the_deadline_is_refused_before_the_timer_runs,
+    closing_or_reassigning_an_offer_ends_it,
 ]
 
 

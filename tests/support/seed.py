@@ -21,9 +21,13 @@ async def add_source(
     *,
     sticky: bool = False,
     max_wait_s: int | None = None,
+    accept_timeout_s: int | None = None,
 ) -> int:
     async with sessions() as session, session.begin():
-        return (await SourceCRUD(session).create(identifier, description, sticky, max_wait_s)).id
+        sources = SourceCRUD(session)
+        return (
+            await sources.create(identifier, description, sticky, max_wait_s, accept_timeout_s)
+        ).id
 
 
 async def add_operator(sessions: Factory, name: str, load_limit: int, active: bool = True) -> int:

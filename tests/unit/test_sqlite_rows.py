@@ -17,16 +17,9 @@ from db.routing_store.sqlite import (
     outbox_values,
 )
 from db.types import StatusText, UTCDateTime, sqlite_time
-from routing.facts import (
-    InteractionFacts,
-    NewContact,
-    NewInteraction,
-    NewLead,
-    OperatorState,
-    OutboxRow,
-    StoredEvent,
-)
+from routing.facts import InteractionFacts, OperatorState, StoredEvent
 from routing.identity import SHOWN_CONTACTS
+from routing.rows import NewContact, NewInteraction, NewLead, OutboxRow
 from schemas.events import InteractionStatus
 
 MOMENT = datetime(2024, 5, 6, 7, 8, 9, 123456, tzinfo=timezone(timedelta(hours=3)))
@@ -72,7 +65,7 @@ def test_every_row_field_is_a_column_of_its_table() -> None:
 def test_interaction_values_put_each_value_under_its_column() -> None:
     row = NewInteraction(
         "lead-uuid", 11, 22, InteractionStatus.WAITING, True, {"a": [1, "ü"]}, "m-1", "c-1",
-        "r-1", MOMENT, MOMENT + timedelta(seconds=1), 7,
+        "r-1", MOMENT, MOMENT + timedelta(seconds=1), 7, MOMENT + timedelta(seconds=30),
     )  # fmt: skip
     values = interaction_values([7], [row])
     types = columns(Interaction)
