@@ -35,6 +35,17 @@ from worker.parse import CommandKind, envelope_refusal, parse_command
 from worker.reasons import error_summary, one_line
 
 log = structlog.get_logger(__name__)
+_DONE_LOG_LINES: dict[CommandKind, str] = {
+    "create": "interaction created",
+    "close": "interaction closed",
+    "accept": "interaction accepted",
+}
+_TIMER_LOG_LINES = {
+    EventType.OVERDUE.value: "interaction overdue",
+    EventType.OFFER_EXPIRED.value: "offer expired",
+    EventType.OFFERED.value: "interaction offered after an expiry",
+    EventType.ASSIGNED.value: "interaction assigned after an expiry",
+}
 
 
 @dataclass(frozen=True)
@@ -158,10 +169,26 @@ class BatchProcessor:
         self.ledger.confirmed(routed.event_ids)
 
     async def fire_timers(self) -> int:
-        """Waiting interactions past their source's SLA: marked overdue and announced in one
-        transaction, then published like a batch's events. Driven from the database, so any
-        worker's timer may find them, and each is announced once (returns how many)."""
-        outcome = await self.transactions.run(lambda store: Router(store, self.rng).mark_overdue())
+        """Waiting interactions past their source's SLA, then offers past their deadline: each
+        sweep decides and stores its events in one transaction, then they are published like a
+        batch's. Driven from the database, so any worker's timer may find them, and each is
+        announced once (returns how many events). Two transactions, not one: the SLA sweep
+        locks interactions, the expiry locks operators first, as every routing transaction."""
+
+        async def overdue(store: RoutingStore) -> RoutingOutcome:
+            return await Router(store, self.rng).mark_overdue()
+
+        async def expired(store: RoutingStore) -> RoutingOutcome:
+            return await Router(store, self.rng).expire_offers()
+
+        sent = 0
+        for sweep in (overdue, expired):
+            sent += await self._publish_timer_events(await self.transactions.run(sweep))
+        if sent:
+            await self.record_confirmed()
+        return sent
+
+    async def _publish_timer_events(self, outcome: RoutingOutcome) -> int:
         if not outcome.events:
             return 0
         event_ids = [event.event_id for event in outcome.events]
@@ -172,10 +199,13 @@ class BatchProcessor:
             self.ledger.abandoned(event_ids)  # committed: the relay sends them later
             raise
         self.ledger.confirmed(event_ids)
-        self.metrics.events_published.labels(EventType.OVERDUE.value).inc(len(event_ids))
         for event in outcome.events:
-            log.info("interaction overdue", event_id=event.event_id)
-        await self.record_confirmed()
+            self.metrics.events_published.labels(event.routing_key).inc()
+            log.info(
+                _TIMER_LOG_LINES.get(event.routing_key, "timer event"),
+                event_id=event.event_id,
+                routing_key=event.routing_key,
+            )
         return len(event_ids)
 
     async def record_confirmed(self) -> None:
@@ -327,7 +357,7 @@ class BatchProcessor:
             elif isinstance(result, Routed):
                 traceparent = result.event.traceparent
                 log.info(
-                    f"interaction {delivery.kind}d",
+                    _DONE_LOG_LINES[delivery.kind],
                     interaction_id=result.interaction_id,
                     message_id=message_id,
                     trace_id=traceparent[3:35] if traceparent else None,

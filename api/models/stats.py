@@ -39,4 +39,4 @@ class Distribution(BaseModel):
     overdue_count: int = Field(
         description="interactions that waited past their source's max_wait_s"
     )
-    offered_count: int = Field(description="always 0: offers (accept_timeout_s) are not built yet")
+    offered_count: int = Field(description="offered to an operator and not accepted yet")

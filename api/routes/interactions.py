@@ -144,3 +144,16 @@ async def close_interaction(interaction_id: InteractionId, unit: UnitDep) -> Int
     """Exactly what an `interaction.close` message does; closing twice is harmless."""
     await unit.routed(lambda router: router.close(interaction_id))
     return InteractionDetail.model_validate(await unit.interaction_detail(interaction_id))
+
+
+@router.post(
+    "/{interaction_id}/accept", response_model=InteractionDetail, responses=errors(404, 409)
+)
+async def accept_interaction(
+    interaction_id: InteractionId, body: AssignRequest, unit: UnitDep
+) -> InteractionDetail:
+    """Exactly what an `interaction.accept` message does: the operator it is offered to takes
+    it. 409 with the reason when the offer is another operator's or has expired; accepting
+    twice is harmless."""
+    await unit.routed(lambda router: router.accept(interaction_id, body.operator_id))
+    return InteractionDetail.model_validate(await unit.interaction_detail(interaction_id))

@@ -72,12 +72,13 @@ async def update_operator(
     "/{operator_id}", status_code=204, response_class=Response, responses=errors(404, 409)
 )
 async def delete_operator(operator_id: OperatorId, session: SessionDep) -> Response:
-    """Refused while it has assigned interactions: close or reassign them first."""
+    """Refused while it has assigned (or offered) interactions: close or reassign them first."""
     async with session.begin():
         operator = await locked_operator(session, operator_id)
         if operator.current_load > 0:
             raise Conflict(
-                f"operator {operator_id} has {operator.current_load} assigned interactions"
+                f"operator {operator_id} has {operator.current_load} assigned or offered "
+                "interactions"
             )
         await OperatorCRUD(session).delete(operator_id)
     return Response(status_code=204)

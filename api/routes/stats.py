@@ -50,10 +50,11 @@ async def distribution(session: SessionDep) -> Distribution:
         by_source = await stats.interactions_by_source()
         waiting = await stats.count_with_status(InteractionStatus.WAITING)
         overdue = await stats.count_overdue()
+        offered = await stats.count_with_status(InteractionStatus.OFFERED)
     return Distribution(
         by_operator=[OperatorCount(operator_id=i, name=n, count=c) for i, n, c in by_operator],
         by_source=[SourceCount(source_id=i, identifier=s, count=c) for i, s, c in by_source],
         waiting_count=waiting,
         overdue_count=overdue,
-        offered_count=0,
+        offered_count=offered,
     )

@@ -51,20 +51,6 @@ class ShareRow:
     observed: int
 
 
-def max_wait_column() -> Any:
-    """`sources.max_wait_s` once the SLA feature has added it to the model, else None.
-
-    The hook for highlighting overdue waiting: the page marks a source whose oldest waiting
-    interaction has waited longer than this.
-    """
-    return getattr(Source, "max_wait_s", None)
-
-
-def offered_status() -> InteractionStatus | None:
-    """`offered` once the offers feature has added it to the statuses, else None."""
-    return next((s for s in InteractionStatus if s.value == "offered"), None)
-
-
 class DashboardQueries:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
@@ -131,15 +117,11 @@ class DashboardQueries:
         ]
 
     async def _offered_by_operator(self) -> dict[int, int]:
-        """Offered interactions per operator, through the (operator_id, status) index; none
-        before offers exist (the status is not known yet)."""
-        offered = offered_status()
-        if offered is None:
-            return {}
+        """Offered interactions per operator, through the (operator_id, status) index."""
         rows = await self.session.execute(
             select(Operator.id, func.count(Interaction.id))
             .join(Interaction, Interaction.operator_id == Operator.id)
-            .where(Interaction.status == offered)
+            .where(Interaction.status == InteractionStatus.OFFERED)
             .group_by(Operator.id)
         )
         return {operator_id: count for operator_id, count in rows}
@@ -158,15 +140,13 @@ class DashboardQueries:
                 .group_by(Interaction.source_id)
             )
         }
-        max_wait = max_wait_column()
-        columns: list[Any] = [Source.id, Source.identifier]
-        if max_wait is not None:
-            columns.append(max_wait)
         result: list[SourceRow] = []
-        for row in await self.session.execute(select(*columns).order_by(Source.id)):
-            count, oldest = waiting.get(row[0], (0, None))
-            limit = row[2] if max_wait is not None else None
-            result.append(SourceRow(row[0], row[1], limit, count, oldest))
+        rows = await self.session.execute(
+            select(Source.id, Source.identifier, Source.max_wait_s).order_by(Source.id)
+        )
+        for source_id, identifier, max_wait_s in rows:
+            count, oldest = waiting.get(source_id, (0, None))
+            result.append(SourceRow(source_id, identifier, max_wait_s, count, oldest))
         return result
 
     async def shares(self, since: datetime) -> list[ShareRow]:

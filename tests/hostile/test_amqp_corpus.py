@@ -20,7 +20,7 @@ from tests.support.amqp import Bot, Inbox
 from worker.reasons import MAX_REASON_CHARS
 
 Sessions = async_sessionmaker[AsyncSession]
-CREATE, CLOSE = "interaction.create", "interaction.close"
+CREATE, CLOSE, ACCEPT = "interaction.create", "interaction.close", "interaction.accept"
 VALID = {"email": "good@example.com", "source_id": 1}
 
 
@@ -93,6 +93,17 @@ CORPUS = {
     "close-unknown-field": Case(
         CLOSE, b'{"interaction_id": 1, "note": "x"}', "note: Extra inputs",
         RefusalClass.INVALID_BODY,
+    ),
+    "accept-operator-string": Case(
+        ACCEPT, b'{"interaction_id": 1, "operator_id": "3"}',
+        "operator_id: Input should be a valid integer", RefusalClass.INVALID_BODY,
+    ),
+    "accept-without-operator": Case(
+        ACCEPT, b'{"interaction_id": 1}', "operator_id: Field required", RefusalClass.INVALID_BODY
+    ),
+    "accept-unknown-interaction": Case(
+        ACCEPT, b'{"interaction_id": 424242, "operator_id": 1}', "unknown interaction 424242",
+        RefusalClass.UNKNOWN_INTERACTION,
     ),
     "content-type-text-plain": Case(
         CREATE, create(), "content_type 'text/plain' is not application/json",
@@ -202,7 +213,8 @@ async def test_forged_delivery_count_on_a_first_delivery_is_not_poison(
 
 
 @pytest.mark.parametrize(
-    "own_queue", ["interactions.create", "interactions.close", "interactions.dead"]
+    "own_queue",
+    ["interactions.create", "interactions.close", "interactions.accept", "interactions.dead"],
 )
 async def test_reply_to_one_of_the_service_queues_is_ignored_and_counted(
     own_queue: str,
@@ -227,7 +239,12 @@ async def test_reply_to_one_of_the_service_queues_is_ignored_and_counted(
         second.body["message_id"],
     ]  # no second interaction from a copy delivered into interactions.create
     assert dead_letters.pending() == 0
-    for name in ("interactions.create", "interactions.close", "interactions.dead"):
+    for name in (
+        "interactions.create",
+        "interactions.close",
+        "interactions.accept",
+        "interactions.dead",
+    ):
         queue = await channel.declare_queue(name, passive=True)
         assert queue.declaration_result.message_count == 0, name
 

@@ -10,6 +10,7 @@ import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractQueue
 
 from messaging.topology import (
+    ACCEPT_ROUTING_KEY,
     CLOSE_ROUTING_KEY,
     COMMANDS_EXCHANGE,
     CREATE_ROUTING_KEY,
@@ -87,6 +88,10 @@ class Bot:
         await self.raw(
             CLOSE_ROUTING_KEY, json.dumps({"interaction_id": interaction_id}).encode(), **properties
         )
+
+    async def accept(self, interaction_id: int, operator_id: int, **properties: Any) -> None:
+        body = {"interaction_id": interaction_id, "operator_id": operator_id}
+        await self.raw(ACCEPT_ROUTING_KEY, json.dumps(body).encode(), **properties)
 
     async def raw(self, routing_key: str, body: bytes, **properties: Any) -> None:
         properties.setdefault("message_id", uuid.uuid4().hex)
