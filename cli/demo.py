@@ -17,7 +17,9 @@ import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractExchange
 from aio_pika.exceptions import ChannelNotFoundEntity
 
+from cli import demo_scenario
 from cli.demo_events import ROUTING_RESULTS, RoutingWatcher
+from cli.demo_scenario import ScenarioError
 from cli.demo_setup import DemoConfig, ensure_sample_setup, read_config
 from cli.distribution import Outcome, operator_rows, source_rows
 from cli.progress import ProgressBar
@@ -42,10 +44,19 @@ class DemoError(RuntimeError):
     """A precondition the user can fix; printed as one line."""
 
 
-def run_demo(settings: Settings, count: int, *, timeout_s: float, keep_open: bool) -> int:
+def run_demo(
+    settings: Settings,
+    count: int,
+    *,
+    timeout_s: float,
+    keep_open: bool,
+    scenario: str = "distribution",
+) -> int:
     try:
+        if scenario == "contact-centre":
+            return asyncio.run(_contact_centre(settings))
         return asyncio.run(_demo(settings, count, timeout_s, keep_open))
-    except DemoError as exc:
+    except (DemoError, ScenarioError) as exc:
         print(redact(f"leadrouter demo: {exc}"), file=sys.stderr)
     except ConnectionError as exc:
         print(
@@ -65,6 +76,32 @@ async def _demo(settings: Settings, count: int, timeout_s: float, keep_open: boo
             "check the worker's log and `leadrouter dlq list`"
         )
     return 1 if missing else 0
+
+
+async def _contact_centre(settings: Settings) -> int:
+    """The routing policies seen happening (`cli/demo_scenario.py`), as a table of events."""
+    connection = await nodes.connect(settings.amqp_url)
+    async with connection:
+        await _require_worker(connection)
+    engine = create_engine(settings.database_url)
+    try:
+        await ensure_schema_current(engine)
+        cast = await demo_scenario.set_up(create_session_factory(engine))
+    except SchemaBehindError as exc:
+        raise DemoError(str(exc)) from exc
+    finally:
+        await engine.dispose()
+    names = ", ".join(cast.operators.values())
+    print(f"contact-centre scenario {cast.run}: operators {names} (load limit 1 each)")
+    rows = await demo_scenario.play(settings.amqp_url, cast)
+    print(demo_scenario.render(rows))
+    print(
+        "\nsticky: anna's second chat went to her previous operator; overdue: dmitry and elena "
+        f"waited past {demo_scenario.MAX_WAIT_S} s; priority: elena (9) was served before dmitry "
+        "(0), who wrote first; offers: fedor's call expired unanswered and went to the other "
+        "operator, who accepted it"
+    )
+    return 0
 
 
 async def _prepare_database(database_url: str) -> DemoConfig:

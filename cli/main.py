@@ -92,6 +92,14 @@ def _add_demo(commands: Commands) -> None:
         help="leave the interactions assigned (default: close each one once it is assigned, "
         "so operators' loads return to where they were)",
     )
+    demo.add_argument(
+        "--scenario",
+        choices=("distribution", "contact-centre"),
+        default="distribution",
+        help="distribution (default): N interactions against the weights; contact-centre: "
+        "stickiness, priority, an overdue wait and an expired offer, each seen happening, with "
+        "operators and sources of its own",
+    )
 
 
 def _add_dlq(commands: Commands) -> None:
@@ -173,7 +181,13 @@ def _dispatch_tools(args: argparse.Namespace, settings: Settings) -> int:
     if args.command == "demo":
         from cli.demo import run_demo
 
-        return run_demo(settings, args.count, timeout_s=args.timeout, keep_open=args.keep_open)
+        return run_demo(
+            settings,
+            args.count,
+            timeout_s=args.timeout,
+            keep_open=args.keep_open,
+            scenario=args.scenario,
+        )
     if args.command == "dlq":
         from cli.dlq import run_dlq
 

@@ -64,3 +64,26 @@ async def test_demo_without_a_worker_says_so(channel: AbstractChannel, cli: CliR
 
     assert result.code == 2
     assert "no worker consumes interactions.create" in result.stderr
+
+
+async def test_contact_centre_scenario_shows_each_policy_happening(
+    sessions: Sessions, worker: Worker, cli: CliRunner
+) -> None:
+    result = await cli("demo", "--scenario", "contact-centre")
+
+    assert result.code == 0, result.stderr
+    rows = [line.split() for line in result.stdout.splitlines() if re.match(r"^\s*\d+\.\d ", line)]
+    happened = [(row[1], row[3]) for row in rows]  # (event, lead)
+    assert ("assigned", "anna") in happened
+    assert any(row[1] == "assigned" and row[3] == "anna" and row[-1] == "sticky" for row in rows)
+    assert ("overdue", "dmitry") in happened and ("overdue", "elena") in happened
+    drained = [row[3] for row in rows if row[1] == "assigned" and row[-1] == "drain"]
+    assert drained == ["elena", "dmitry"]  # priority 9 before the older priority 0
+    assert [e for e, lead in happened if lead == "fedor"] == [
+        "offered",
+        "offer_expired",
+        "offered",
+        "accepted",
+        "closed",
+    ]
+    assert sum(o.current_load for o in (await seed.operators(sessions)).values()) == 0
