@@ -56,7 +56,8 @@ async def broker_channel(amqp_url: str) -> AsyncIterator[AbstractChannel]:
 async def reset_topology(channel: AbstractChannel, *, output_queue: bool = True) -> None:
     """Fresh work queues plus (`output_queue`) a queue that collects every event, which
     nobody consumes: its depth is how a throughput stage knows every event is published."""
-    for name in ("interactions.create", "interactions.close", "interactions.dead", OUTPUT_QUEUE):
+    work_queues = ("interactions.create", "interactions.close", "interactions.accept")
+    for name in (*work_queues, "interactions.dead", OUTPUT_QUEUE):
         await channel.queue_delete(name)
     await declare_topology(channel)
     if not output_queue:
@@ -65,17 +66,22 @@ async def reset_topology(channel: AbstractChannel, *, output_queue: bool = True)
     await output.bind(await channel.get_exchange(EVENTS_EXCHANGE), "#")
 
 
-def create_body(index: int, source_id: int) -> bytes:
-    return json.dumps(
-        {
-            "email": f"lead{index % 5000}@example.com",
-            "source_id": source_id,
-            "payload": {"text": "bench", "n": index},
-        }
-    ).encode()
+def create_body(index: int, source_id: int, priorities: bool = False) -> bytes:
+    """A create from one of 5,000 leads (each writes again: stickiness has work to do); with
+    `priorities`, priorities 0..9 in turn."""
+    body = {
+        "email": f"lead{index % 5000}@example.com",
+        "source_id": source_id,
+        "payload": {"text": "bench", "n": index},
+    }
+    if priorities:
+        body["priority"] = index % 10
+    return json.dumps(body).encode()
 
 
-async def prepublish(channel: AbstractChannel, count: int, source_ids: list[int]) -> None:
+async def prepublish(
+    channel: AbstractChannel, count: int, source_ids: list[int], priorities: bool = False
+) -> None:
     """Publish `count` persistent creates with confirms, PUBLISH_WINDOW in flight at a time."""
     exchange = await channel.get_exchange(COMMANDS_EXCHANGE)
     for start in range(0, count, PUBLISH_WINDOW):
@@ -83,7 +89,7 @@ async def prepublish(channel: AbstractChannel, count: int, source_ids: list[int]
             *(
                 exchange.publish(
                     aio_pika.Message(
-                        create_body(i, source_ids[i % len(source_ids)]),
+                        create_body(i, source_ids[i % len(source_ids)], priorities),
                         message_id=f"bench-{i}",
                         content_type="application/json",
                         delivery_mode=aio_pika.DeliveryMode.PERSISTENT,

@@ -21,6 +21,10 @@ from db.session import create_engine, create_session_factory
 OPERATORS = [("Ivan", 50), ("Maria", 30), ("Petr", 20)]
 SOURCE_WEIGHTS = {"telegram": [50, 30, 20], "email": [40, 60, 0], "phone": [0, 70, 30]}
 UNLIMITED = 1_000_000_000
+# `--policies`: every source sticky, with a waiting SLA and offers; nothing waits or expires
+# during a stage, so this measures what the policies cost on the path every command takes.
+POLICY_WAIT_S = 3600
+POLICY_ACCEPT_TIMEOUT_S = 3600
 
 
 @contextlib.asynccontextmanager
@@ -53,8 +57,9 @@ async def _pg_admin(dsn: str, statement: str) -> None:
         await connection.close()
 
 
-async def seed(database_url: str) -> list[int]:
-    """Three operators, three sources with the guide's weights; returns the source ids."""
+async def seed(database_url: str, policies: bool = False) -> list[int]:
+    """Three operators, three sources with the guide's weights; returns the source ids.
+    With `policies`, each source is sticky and has a waiting SLA and offers."""
     engine = create_engine(database_url)
     try:
         async with create_session_factory(engine)() as session, session.begin():
@@ -63,7 +68,13 @@ async def seed(database_url: str) -> list[int]:
             ]
             source_ids = []
             for identifier, weights in SOURCE_WEIGHTS.items():
-                source = await SourceCRUD(session).create(identifier, f"{identifier} bot")
+                source = await SourceCRUD(session).create(
+                    identifier,
+                    f"{identifier} bot",
+                    sticky=policies,
+                    max_wait_s=POLICY_WAIT_S if policies else None,
+                    accept_timeout_s=POLICY_ACCEPT_TIMEOUT_S if policies else None,
+                )
                 await SourceOperatorSettingCRUD(session).replace_source_weights(
                     source.id, {op.id: w for op, w in zip(operators, weights, strict=True) if w}
                 )

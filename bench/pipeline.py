@@ -65,12 +65,13 @@ async def measure_pipeline(
     source_ids: list[int],
     count: int,
     extra_env: dict[str, str] | None = None,
+    priorities: bool = False,
 ) -> StageRate:
     """Interactions per second from worker start until every one has its event, and the
     worker process's CPU per interaction over the same span."""
     async with broker_channel(amqp_url) as channel:
         await reset_topology(channel)
-        await prepublish(channel, count, source_ids)
+        await prepublish(channel, count, source_ids, priorities)
         async with worker_process(amqp_url, database_url, extra_env) as worker:
             started, cpu_before = time.perf_counter(), process_cpu_seconds(worker.pid)
             finished = await wait_for_depth(channel, OUTPUT_QUEUE, count, deadline_s=900)

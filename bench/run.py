@@ -20,6 +20,7 @@ from cli import event_loop
 from schemas.settings import Settings
 
 DEFAULT_RESULTS = Path("bench/results")
+POLICIES = "_policies"  # the suffix of a stage run with every routing policy configured
 BARE_LOOP_MODULE = ("bench.bare_loop",)
 
 
@@ -51,6 +52,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=3,
         help="times each stage runs; medians are reported (this host's rates swing by half)",
     )
+    parser.add_argument(
+        "--policies",
+        action="store_true",
+        help="also run each pipeline with every routing policy configured (sticky sources, "
+        "priorities, a waiting SLA, offers), as `<kind>_policies`",
+    )
     parser.add_argument("--amqp-url", default=os.environ.get("AMQP_URL", Settings().amqp_url))
     parser.add_argument(
         "--postgres-url",
@@ -67,6 +74,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 async def run(args: argparse.Namespace, amqp_url: str) -> dict[str, Any]:
     settings = Settings()
     kinds = ["sqlite"] + (["postgresql"] if args.postgres_url else [])
+    if args.policies:
+        kinds += [f"{kind}{POLICIES}" for kind in kinds]
     results: dict[str, Any] = {
         "n": args.n,
         "rounds": args.rounds,
@@ -136,12 +145,14 @@ def _summarise(results: dict[str, Any], kinds: Sequence[str]) -> None:
 async def _pipeline_stage(
     args: argparse.Namespace, amqp_url: str, kind: str, history: int, ceiling: StageRate
 ) -> dict[str, Any]:
-    async with fresh_database(kind, args.postgres_url) as url:
-        source_ids = await seed(url)
+    """One pipeline stage; a kind ending in `_policies` runs with every policy configured."""
+    database, policies = kind.removesuffix(POLICIES), kind.endswith(POLICIES)
+    async with fresh_database(database, args.postgres_url) as url:
+        source_ids = await seed(url, policies)
         if history:
             _say(f"{kind}: storing {history:,} past interactions ...")
             await preload_history(url, history)
-        rate = await measure_pipeline(amqp_url, url, source_ids, args.n)
+        rate = await measure_pipeline(amqp_url, url, source_ids, args.n, priorities=policies)
     ratio = rate.per_s / ceiling.per_s
     _say(
         f"pipeline {kind:<10} history={history:>9,}: {rate.per_s:,.0f} interactions/s, "
