@@ -12,6 +12,7 @@ from starlette.datastructures import Headers
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from api.http_middleware import HttpMiddleware
 from api.routes.params import API_PREFIX
 
 
@@ -26,13 +27,13 @@ def _protected(path: str) -> bool:
     return path == API_PREFIX or path.startswith(API_PREFIX + "/")
 
 
-class BearerTokenMiddleware:
+class BearerTokenMiddleware(HttpMiddleware):
     def __init__(self, app: ASGIApp, token: str) -> None:
-        self.app = app
+        super().__init__(app)
         self.expected = token.encode()
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and _protected(scope["path"]):
+    async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if _protected(scope["path"]):
             authorization = Headers(scope=scope).get("authorization")
             if not token_matches(authorization, self.expected):
                 response = JSONResponse(

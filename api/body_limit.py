@@ -11,6 +11,8 @@ from starlette.datastructures import Headers
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from api.http_middleware import HttpMiddleware
+
 # A create body may carry a 64 KiB payload (stored as compact UTF-8 JSON); a client that escapes
 # non-ASCII as `\uXXXX` sends up to 3x that on the wire, plus the envelope.
 MAX_BODY_BYTES = 256 * 1024
@@ -32,15 +34,12 @@ def declared_length(headers: Headers) -> int | None:
     return int(raw) if raw is not None and raw.isdigit() else None
 
 
-class BodyLimitMiddleware:
+class BodyLimitMiddleware(HttpMiddleware):
     def __init__(self, app: ASGIApp, limit: int = MAX_BODY_BYTES) -> None:
-        self.app = app
+        super().__init__(app)
         self.limit = limit
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
         declared = declared_length(Headers(scope=scope))
         if declared is not None and declared > self.limit:
             await too_large(self.limit, declared)(scope, receive, send)

@@ -3,55 +3,46 @@
 import time
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from api.http_middleware import HttpMiddleware
 from db.load_gauges import LoadGauges
-
-# Request durations, from a cached read (a millisecond) to a slow change (seconds).
-REQUEST_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+from schemas.prometheus import SECONDS_BUCKETS, MetricSet
 
 
-class ApiMetrics:
+class ApiMetrics(MetricSet):
+    subsystem = "api"
+
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
-        self.registry = registry or CollectorRegistry()
-        r = self.registry
-        self.requests = Counter(
-            "leadrouter_api_requests", "HTTP requests", ["method", "route", "status"], registry=r
-        )
-        self.request_seconds = Histogram(
-            "leadrouter_api_request_seconds",
+        super().__init__(registry)
+        self.requests = self.counter("requests", "HTTP requests", "method", "route", "status")
+        self.request_seconds = self.histogram(
+            "request_seconds",
             "HTTP request latency",
-            ["method", "route"],
-            buckets=REQUEST_BUCKETS,
-            registry=r,
+            "method",
+            "route",
+            buckets=SECONDS_BUCKETS,
         )
-        self.ingress_published = Counter(
-            "leadrouter_api_interactions_published",
+        self.ingress_published = self.counter(
+            "interactions_published",
             "interaction.create messages published for HTTP clients",
-            registry=r,
         )
-        self.events_published = Counter(
-            "leadrouter_api_events_published",
-            "Events confirmed by the broker",
-            ["type"],
-            registry=r,
+        self.events_published = self.counter(
+            "events_published", "Events confirmed by the broker", "type"
         )
-        self.broker_up = Gauge("leadrouter_api_broker_up", "1 when connected", registry=r)
-        self.load = LoadGauges(r)
+        self.broker_up = self.gauge("broker_up", "1 when connected")
+        self.load = LoadGauges(self.registry)
 
 
-class RequestMetricsMiddleware:
+class RequestMetricsMiddleware(HttpMiddleware):
     """Counts and times every request by its route template, so ids do not explode labels."""
 
     def __init__(self, app: ASGIApp, metrics: ApiMetrics) -> None:
-        self.app = app
+        super().__init__(app)
         self.metrics = metrics
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()
         status = 500
 

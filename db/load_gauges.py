@@ -4,30 +4,23 @@ processes cannot drift apart in names or meaning."""
 
 from datetime import UTC, datetime
 
-from prometheus_client import CollectorRegistry, Gauge
+from prometheus_client import CollectorRegistry
 
 from db.repositories.stats import StatsQueries
 from schemas.events import InteractionStatus
+from schemas.prometheus import MetricSet
 
 
-class LoadGauges:
+class LoadGauges(MetricSet):
     def __init__(self, registry: CollectorRegistry) -> None:
-        self.waiting = Gauge(
-            "leadrouter_waiting_interactions",
-            "Interactions waiting for an operator",
-            registry=registry,
-        )
-        self.operator_load = Gauge(
-            "leadrouter_operator_load", "Assigned interactions", ["operator_id"], registry=registry
-        )
-        self.operator_limit = Gauge(
-            "leadrouter_operator_load_limit", "Load limit", ["operator_id"], registry=registry
-        )
-        self.oldest_wait = Gauge(
-            "leadrouter_oldest_waiting_seconds",
+        super().__init__(registry)
+        self.waiting = self.gauge("waiting_interactions", "Interactions waiting for an operator")
+        self.operator_load = self.gauge("operator_load", "Assigned interactions", "operator_id")
+        self.operator_limit = self.gauge("operator_load_limit", "Load limit", "operator_id")
+        self.oldest_wait = self.gauge(
+            "oldest_waiting_seconds",
             "Age of the oldest waiting interaction, per source with any",
-            ["source_id"],
-            registry=registry,
+            "source_id",
         )
 
     async def refresh(self, stats: StatsQueries) -> None:

@@ -388,22 +388,12 @@ def _dead_letter_message() -> dict[str, Any]:
         "headers": {
             "type": "object",
             "properties": {
-                "x-error": {
-                    "type": "string",
-                    "description": "Why, in one line (no line breaks, credentials masked).",
-                },
-                "x-original-routing-key": {
-                    "type": "string",
-                    "description": "The routing key the message arrived with.",
-                },
-                "x-original-exchange": {
-                    "type": "string",
-                    "description": "The exchange the message arrived through.",
-                },
-                "x-death": {
-                    "type": "array",
-                    "description": "Set by the broker when it dead-lettered the message itself.",
-                },
+                "x-error": _property("Why, in one line (no line breaks, credentials masked)."),
+                "x-original-routing-key": _property("The routing key the message arrived with."),
+                "x-original-exchange": _property("The exchange the message arrived through."),
+                "x-death": _property(
+                    "Set by the broker when it dead-lettered the message itself.", "array"
+                ),
             },
             "additionalProperties": True,
         },
@@ -414,69 +404,65 @@ def _dead_letter_message() -> dict[str, Any]:
 
 
 def _command_trait() -> dict[str, Any]:
-    return {
-        "description": "A command's AMQP properties (`x-amqp-properties`; they are message "
-        "properties, not headers).",
-        "contentType": JSON_MEDIA_TYPE,
-        "correlationId": _ref("components/correlationIds", "correlationId"),
-        "x-amqp-properties": {
-            "type": "object",
-            "properties": {
-                "message_id": {
-                    "type": "string",
-                    "description": "The idempotency key: the same message_id delivered again "
-                    "(a redelivery or a second publish) creates no second interaction and "
-                    "yields the same event again.",
-                },
-                "correlation_id": {
-                    "type": "string",
-                    "description": "Copied onto the result event.",
-                },
-                "reply_to": {
-                    "type": "string",
-                    "description": "A queue that also receives the result event (through the "
-                    "default exchange); this service's own queue names are ignored.",
-                },
-                "content_type": {
-                    "type": "string",
-                    "description": "application/json (parameters such as charset allowed) or "
-                    "none; anything else is dead-lettered.",
-                },
-                "delivery_mode": {
-                    "enum": [1, PERSISTENT],
-                    "description": "2 (persistent) so that a command survives a broker restart "
-                    "in the durable queue.",
-                },
+    return _amqp_properties_trait(
+        "A command's",
+        {
+            "message_id": _property(
+                "The idempotency key: the same message_id delivered again "
+                "(a redelivery or a second publish) creates no second interaction and "
+                "yields the same event again.",
+            ),
+            "correlation_id": _property("Copied onto the result event."),
+            "reply_to": _property(
+                "A queue that also receives the result event (through the "
+                "default exchange); this service's own queue names are ignored.",
+            ),
+            "content_type": _property(
+                "application/json (parameters such as charset allowed) or "
+                "none; anything else is dead-lettered.",
+            ),
+            "delivery_mode": {
+                "enum": [1, PERSISTENT],
+                "description": "2 (persistent) so that a command survives a broker restart "
+                "in the durable queue.",
             },
         },
-    }
+    )
 
 
 def _event_trait() -> dict[str, Any]:
+    return _amqp_properties_trait(
+        "An event's",
+        {
+            "message_id": _property(
+                "The event's `event_id`; stable: an event sent again "
+                "carries the same id, so consumers can drop duplicates.",
+            ),
+            "correlation_id": _property("Copied from the command the event answers."),
+            "content_type": {"const": JSON_MEDIA_TYPE},
+            "delivery_mode": {"const": PERSISTENT},
+            "type": _property("The event type (= routing key)."),
+            "timestamp": _property("When it was published.", "integer"),
+        },
+        required=["message_id", "content_type", "delivery_mode", "type", "timestamp"],
+    )
+
+
+def _amqp_properties_trait(
+    whose: str, properties: dict[str, Any], required: list[str] | None = None
+) -> dict[str, Any]:
+    """A message trait for commands or events: JSON, correlated by `correlation_id`, and their
+    AMQP properties documented under `x-amqp-properties` (AsyncAPI's AMQP binding has no
+    place for them)."""
+    schema: dict[str, Any] = {"type": "object", "properties": properties}
+    if required is not None:
+        schema["required"] = required
     return {
-        "description": "An event's AMQP properties (`x-amqp-properties`; they are message "
+        "description": f"{whose} AMQP properties (`x-amqp-properties`; they are message "
         "properties, not headers).",
         "contentType": JSON_MEDIA_TYPE,
         "correlationId": _ref("components/correlationIds", "correlationId"),
-        "x-amqp-properties": {
-            "type": "object",
-            "required": ["message_id", "content_type", "delivery_mode", "type", "timestamp"],
-            "properties": {
-                "message_id": {
-                    "type": "string",
-                    "description": "The event's `event_id`; stable: an event sent again "
-                    "carries the same id, so consumers can drop duplicates.",
-                },
-                "correlation_id": {
-                    "type": "string",
-                    "description": "Copied from the command the event answers.",
-                },
-                "content_type": {"const": JSON_MEDIA_TYPE},
-                "delivery_mode": {"const": PERSISTENT},
-                "type": {"type": "string", "description": "The event type (= routing key)."},
-                "timestamp": {"type": "integer", "description": "When it was published."},
-            },
-        },
+        "x-amqp-properties": schema,
     }
 
 
@@ -547,6 +533,11 @@ def _version() -> str:
         return metadata.version("leadrouter")
     except metadata.PackageNotFoundError:  # running from a checkout that is not installed
         return "0.0.0"
+
+
+def _property(description: str, json_type: str = "string") -> dict[str, str]:
+    """A documented property of a message (a header or an AMQP property)."""
+    return {"type": json_type, "description": description}
 
 
 def _ref(section: str, name: str) -> dict[str, str]:

@@ -176,14 +176,12 @@ def span(
 ) -> AbstractContextManager["Span | None"]:
     """A current span for the block (the child of `traceparent`, else of `parent`, else of
     the current span), or a shared no-op context yielding None while tracing is off."""
-    if _tracer is None:
+    started = _start(name, kind, attributes, traceparent, tracestate, parent)
+    if started is None:
         return _NO_SPAN
-    return _tracer.start_as_current_span(
-        name,
-        context=_parent_context(traceparent, tracestate, parent),
-        kind=_kind(kind),
-        attributes=attributes,
-    )
+    from opentelemetry.trace import use_span
+
+    return use_span(started, end_on_exit=True)  # what the tracer's start_as_current_span does
 
 
 def start_span(
@@ -195,14 +193,22 @@ def start_span(
 ) -> "Span | None":
     """A span that is not made current, ended by `end_span` (for work that ends in a
     callback); None while tracing is off."""
+    return _start(name, kind, attributes, None, None, parent)
+
+
+def _start(
+    name: str,
+    kind: SpanKindName,
+    attributes: Mapping[str, str | int | bool] | None,
+    traceparent: str | None,
+    tracestate: str | None,
+    parent: "Span | None",
+) -> "Span | None":
+    """Where both kinds of span start; None while tracing is off (and nothing is imported)."""
     if _tracer is None:
         return None
-    return _tracer.start_span(
-        name,
-        context=_parent_context(None, None, parent),
-        kind=_kind(kind),
-        attributes=attributes,
-    )
+    context = _parent_context(traceparent, tracestate, parent)
+    return _tracer.start_span(name, context=context, kind=_kind(kind), attributes=attributes)
 
 
 def end_span(span: "Span | None", error: BaseException | None = None) -> None:

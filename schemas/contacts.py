@@ -13,7 +13,7 @@ from typing import Annotated, Any
 import phonenumbers
 from pydantic import AfterValidator, StringConstraints, ValidationInfo
 
-from schemas.fields import storable
+from schemas.fields import StorableLine
 
 # Validation-context key: the ISO 3166 region of phone numbers written without `+country`.
 PHONE_REGION = "phone_region"
@@ -62,8 +62,4 @@ def _phone_from_context(value: str, info: ValidationInfo) -> str:
 LeadPhone = Annotated[
     str, StringConstraints(max_length=MAX_PHONE_CHARS), AfterValidator(_phone_from_context)
 ]
-LeadHandle = Annotated[
-    str,
-    StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_HANDLE_CHARS),
-    AfterValidator(storable),
-]
+LeadHandle = Annotated[str, StorableLine(MAX_HANDLE_CHARS)]

@@ -5,9 +5,12 @@ boolean can never become id 1. Ids are bounded to PostgreSQL's `integer`, so an 
 refused at the edge, never a database error.
 """
 
+from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Annotated
 
-from pydantic import AfterValidator, Field, StrictInt
+from annotated_types import GroupedMetadata
+from pydantic import AfterValidator, Field, StrictInt, StringConstraints
 
 MAX_DB_INT = 2**31 - 1
 
@@ -32,3 +35,17 @@ def storable(value: str) -> str:
 
 # Text PostgreSQL can store: no NUL, no lone surrogate (SQLite and PostgreSQL refuse alike).
 StorableText = Annotated[str, AfterValidator(storable)]
+
+
+@dataclass(frozen=True)
+class StorableLine(GroupedMetadata):
+    """`Annotated[str, StorableLine(100)]`: a name-like line, stripped of surrounding white
+    space, then 1 to `max_length` characters, then storable (checked in that order)."""
+
+    max_length: int
+
+    def __iter__(self) -> Iterator[object]:
+        yield from StringConstraints(
+            strip_whitespace=True, min_length=1, max_length=self.max_length
+        )
+        yield AfterValidator(storable)

@@ -3,23 +3,16 @@
 from typing import Annotated, ClassVar
 
 from pydantic import (
-    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
-    StringConstraints,
     ValidationInfo,
     field_validator,
 )
 
-from schemas.fields import storable
+from schemas.fields import StorableLine
 
-Name = Annotated[
-    str,
-    StringConstraints(strip_whitespace=True, min_length=1, max_length=200),
-    AfterValidator(storable),
-    Field(examples=["Anna Petrova"]),
-]
+Name = Annotated[str, StorableLine(200), Field(examples=["Anna Petrova"])]
 
 
 class ErrorOut(BaseModel):

@@ -4,26 +4,19 @@ from datetime import datetime
 from typing import Annotated, ClassVar
 
 from pydantic import (
-    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
     StrictBool,
     StrictInt,
-    StringConstraints,
     field_validator,
 )
 from pydantic.json_schema import SkipJsonSchema
 
 from api.models.common import PatchBody
-from schemas.fields import DbId, StorableText, Weight, storable
+from schemas.fields import DbId, StorableLine, StorableText, Weight
 
-Identifier = Annotated[
-    str,
-    StringConstraints(strip_whitespace=True, min_length=1, max_length=100),
-    AfterValidator(storable),
-    Field(examples=["telegram-bot"]),
-]
+Identifier = Annotated[str, StorableLine(100), Field(examples=["telegram-bot"])]
 
 
 Description = Annotated[StorableText, Field(max_length=2000, examples=["Support bot"])]

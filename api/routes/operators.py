@@ -8,6 +8,7 @@ from api.docs import errors
 from api.models.common import Conflict, NotFound
 from api.models.operators import OperatorCreate, OperatorOut, OperatorPatch
 from api.routes.params import API_PREFIX, OperatorId
+from api.routes.reads import read_all, read_one
 from db.models import Operator
 from db.repositories.operators import OperatorCRUD
 from routing.router import Router
@@ -16,8 +17,13 @@ router = APIRouter(prefix=f"{API_PREFIX}/operators", tags=["operators"])
 CAPACITY_FIELDS = {"active", "load_limit"}
 
 
-async def locked_operator(session: AsyncSession, operator_id: int) -> Operator:
-    operator = await OperatorCRUD(session).get_for_update(operator_id)
+async def existing_operator(
+    session: AsyncSession, operator_id: int, *, for_update: bool = False
+) -> Operator:
+    """404 for an unknown id; `for_update` locks the row for the transaction's change."""
+    operators = OperatorCRUD(session)
+    get = operators.get_for_update if for_update else operators.get_by_id
+    operator = await get(operator_id)
     if operator is None:
         raise NotFound(f"operator {operator_id} not found")
     return operator
@@ -33,18 +39,12 @@ async def create_operator(body: OperatorCreate, session: SessionDep) -> Operator
 
 @router.get("", response_model=list[OperatorOut])
 async def list_operators(session: SessionDep) -> list[OperatorOut]:
-    async with session.begin():
-        operators = await OperatorCRUD(session).list_all()
-    return [OperatorOut.model_validate(o) for o in operators]
+    return await read_all(session, OperatorCRUD(session).list_all, OperatorOut)
 
 
 @router.get("/{operator_id}", response_model=OperatorOut, responses=errors(404))
 async def get_operator(operator_id: OperatorId, session: SessionDep) -> OperatorOut:
-    async with session.begin():
-        operator = await OperatorCRUD(session).get_by_id(operator_id)
-    if operator is None:
-        raise NotFound(f"operator {operator_id} not found")
-    return OperatorOut.model_validate(operator)
+    return await read_one(session, lambda: existing_operator(session, operator_id), OperatorOut)
 
 
 @router.patch("/{operator_id}", response_model=OperatorOut, responses=errors(404))
@@ -55,7 +55,7 @@ async def update_operator(
     changes = body.changes()
 
     async def apply(router: Router) -> Operator:
-        operator = await locked_operator(unit.session, operator_id)
+        operator = await existing_operator(unit.session, operator_id, for_update=True)
         for field, value in changes.items():
             setattr(operator, field, value)
         if changes.keys() & CAPACITY_FIELDS:
@@ -74,7 +74,7 @@ async def update_operator(
 async def delete_operator(operator_id: OperatorId, session: SessionDep) -> Response:
     """Refused while it has assigned (or offered) interactions: close or reassign them first."""
     async with session.begin():
-        operator = await locked_operator(session, operator_id)
+        operator = await existing_operator(session, operator_id, for_update=True)
         if operator.current_load > 0:
             raise Conflict(
                 f"operator {operator_id} has {operator.current_load} assigned or offered "

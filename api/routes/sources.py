@@ -15,6 +15,7 @@ from api.models.sources import (
     SourceWeights,
 )
 from api.routes.params import API_PREFIX, SourceId
+from api.routes.reads import read_all, read_one
 from db.models import Source
 from db.repositories.operators import OperatorCRUD
 from db.repositories.sources import SourceCRUD
@@ -55,16 +56,12 @@ async def create_source(body: SourceCreate, session: SessionDep) -> SourceOut:
 
 @router.get("", response_model=list[SourceOut])
 async def list_sources(session: SessionDep) -> list[SourceOut]:
-    async with session.begin():
-        sources = await SourceCRUD(session).list_all()
-    return [SourceOut.model_validate(s) for s in sources]
+    return await read_all(session, SourceCRUD(session).list_all, SourceOut)
 
 
 @router.get("/{source_id}", response_model=SourceOut, responses=errors(404))
 async def get_source(source_id: SourceId, session: SessionDep) -> SourceOut:
-    async with session.begin():
-        source = await existing_source(session, source_id)
-    return SourceOut.model_validate(source)
+    return await read_one(session, lambda: existing_source(session, source_id), SourceOut)
 
 
 @router.patch("/{source_id}", response_model=SourceOut, responses=errors(404, 409))

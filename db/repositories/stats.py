@@ -4,6 +4,7 @@ from datetime import datetime
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import InstrumentedAttribute
 
 from db.models import Interaction, Operator, Source
 from schemas.events import InteractionStatus
@@ -25,23 +26,11 @@ class StatsQueries:
 
     async def interactions_by_operator(self) -> list[CountRow]:
         """(id, name, count) for every operator, any status, zero included."""
-        stmt = (
-            select(Operator.id, Operator.name, func.count(Interaction.id))
-            .outerjoin(Interaction, Interaction.operator_id == Operator.id)
-            .group_by(Operator.id, Operator.name)
-            .order_by(Operator.id)
-        )
-        return [(i, n, c) for i, n, c in await self.session.execute(stmt)]
+        return await self._interactions_per(Operator.id, Operator.name, Interaction.operator_id)
 
     async def interactions_by_source(self) -> list[CountRow]:
         """(id, identifier, count) for every source, any status, zero included."""
-        stmt = (
-            select(Source.id, Source.identifier, func.count(Interaction.id))
-            .outerjoin(Interaction, Interaction.source_id == Source.id)
-            .group_by(Source.id, Source.identifier)
-            .order_by(Source.id)
-        )
-        return [(i, s, c) for i, s, c in await self.session.execute(stmt)]
+        return await self._interactions_per(Source.id, Source.identifier, Interaction.source_id)
 
     async def count_with_status(self, status: InteractionStatus) -> int:
         stmt = select(func.count()).select_from(Interaction).where(Interaction.status == status)
@@ -62,3 +51,19 @@ class StatsQueries:
             .group_by(Interaction.source_id)
         )
         return [(s, t) for s, t in await self.session.execute(stmt)]
+
+    async def _interactions_per(
+        self,
+        key: InstrumentedAttribute[int],
+        label: InstrumentedAttribute[str],
+        reference: InstrumentedAttribute[int] | InstrumentedAttribute[int | None],
+    ) -> list[CountRow]:
+        """(key, label, count of the interactions whose `reference` is that key) for every row
+        of the key's table, in key order: an outer join, so rows without any count zero."""
+        stmt = (
+            select(key, label, func.count(Interaction.id))
+            .outerjoin(Interaction, reference == key)
+            .group_by(key, label)
+            .order_by(key)
+        )
+        return [(k, n, c) for k, n, c in await self.session.execute(stmt)]

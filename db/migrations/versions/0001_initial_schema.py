@@ -6,6 +6,7 @@ Create Date: 2026-11-25 14:41:34.058525
 """
 
 from collections.abc import Sequence
+from typing import Any
 
 import sqlalchemy as sa
 from alembic import op
@@ -16,42 +17,38 @@ down_revision: str | None = None
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
+WAITING = "status = 'waiting'"
+UNPUBLISHED = "published_at IS NULL"
+
 
 def upgrade() -> None:
     op.create_table(
         "leads",
         sa.Column("uuid", sa.String(length=36), nullable=False),
         sa.Column("email", sa.String(length=320), nullable=False),
-        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-        sa.PrimaryKeyConstraint("uuid", name=op.f("pk_leads")),
-        sa.UniqueConstraint("email", name=op.f("uq_leads_email")),
+        _timestamp("created_at"),
+        _primary_key("leads", "uuid"),
+        _unique("leads", "email"),
     )
-    op.create_table(
+    _create_with_id(
         "operators",
-        sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("name", sa.String(length=200), nullable=False),
         sa.Column("active", sa.Boolean(), nullable=False),
         sa.Column("load_limit", sa.Integer(), nullable=False),
         sa.Column("current_load", sa.Integer(), server_default=sa.text("0"), nullable=False),
-        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-        sa.CheckConstraint(
-            "current_load >= 0", name=op.f("ck_operators_current_load_non_negative")
-        ),
-        sa.CheckConstraint("load_limit >= 0", name=op.f("ck_operators_load_limit_non_negative")),
-        sa.PrimaryKeyConstraint("id", name=op.f("pk_operators")),
+        _timestamp("created_at"),
+        _check("operators", "current_load_non_negative", "current_load >= 0"),
+        _check("operators", "load_limit_non_negative", "load_limit >= 0"),
     )
-    op.create_table(
+    _create_with_id(
         "sources",
-        sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("identifier", sa.String(length=100), nullable=False),
         sa.Column("description", sa.Text(), nullable=False),
-        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-        sa.PrimaryKeyConstraint("id", name=op.f("pk_sources")),
-        sa.UniqueConstraint("identifier", name=op.f("uq_sources_identifier")),
+        _timestamp("created_at"),
+        _unique("sources", "identifier"),
     )
-    op.create_table(
+    _create_with_id(
         "interactions",
-        sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("lead_uuid", sa.String(length=36), nullable=False),
         sa.Column("source_id", sa.Integer(), nullable=False),
         sa.Column("operator_id", sa.Integer(), nullable=True),
@@ -63,28 +60,15 @@ def upgrade() -> None:
             nullable=True,
         ),
         sa.Column("message_id", sa.String(length=255), nullable=True),
-        sa.Column("correlation_id", sa.String(length=255), nullable=True),
-        sa.Column("reply_to", sa.String(length=255), nullable=True),
-        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-        sa.Column("assigned_at", sa.DateTime(timezone=True), nullable=True),
-        sa.Column("closed_at", sa.DateTime(timezone=True), nullable=True),
-        sa.CheckConstraint(
-            "status IN ('assigned', 'waiting', 'closed')", name=op.f("ck_interactions_status_known")
-        ),
-        sa.ForeignKeyConstraint(
-            ["lead_uuid"], ["leads.uuid"], name=op.f("fk_interactions_lead_uuid_leads")
-        ),
-        sa.ForeignKeyConstraint(
-            ["operator_id"],
-            ["operators.id"],
-            name=op.f("fk_interactions_operator_id_operators"),
-            ondelete="SET NULL",
-        ),
-        sa.ForeignKeyConstraint(
-            ["source_id"], ["sources.id"], name=op.f("fk_interactions_source_id_sources")
-        ),
-        sa.PrimaryKeyConstraint("id", name=op.f("pk_interactions")),
-        sa.UniqueConstraint("message_id", name=op.f("uq_interactions_message_id")),
+        *_reply_address(),
+        _timestamp("created_at"),
+        _timestamp("assigned_at", nullable=True),
+        _timestamp("closed_at", nullable=True),
+        _check("interactions", "status_known", "status IN ('assigned', 'waiting', 'closed')"),
+        _foreign_key("interactions", "lead_uuid", "leads.uuid"),
+        _foreign_key("interactions", "operator_id", "operators.id", ondelete="SET NULL"),
+        _foreign_key("interactions", "source_id", "sources.id"),
+        _unique("interactions", "message_id"),
     )
     with op.batch_alter_table("interactions", schema=None) as batch_op:
         batch_op.create_index("ix_interactions_lead_uuid", ["lead_uuid"], unique=False)
@@ -95,32 +79,17 @@ def upgrade() -> None:
             "ix_interactions_waiting_source_id",
             ["source_id", "id"],
             unique=False,
-            sqlite_where=sa.text("status = 'waiting'"),
-            postgresql_where=sa.text("status = 'waiting'"),
+            **_only_where(WAITING),
         )
 
-    op.create_table(
+    _create_with_id(
         "source_operator_settings",
-        sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("source_id", sa.Integer(), nullable=False),
         sa.Column("operator_id", sa.Integer(), nullable=False),
         sa.Column("weight", sa.Integer(), nullable=False),
-        sa.CheckConstraint(
-            "weight BETWEEN 1 AND 100", name=op.f("ck_source_operator_settings_weight_range")
-        ),
-        sa.ForeignKeyConstraint(
-            ["operator_id"],
-            ["operators.id"],
-            name=op.f("fk_source_operator_settings_operator_id_operators"),
-            ondelete="CASCADE",
-        ),
-        sa.ForeignKeyConstraint(
-            ["source_id"],
-            ["sources.id"],
-            name=op.f("fk_source_operator_settings_source_id_sources"),
-            ondelete="CASCADE",
-        ),
-        sa.PrimaryKeyConstraint("id", name=op.f("pk_source_operator_settings")),
+        _check("source_operator_settings", "weight_range", "weight BETWEEN 1 AND 100"),
+        _foreign_key("source_operator_settings", "operator_id", "operators.id", ondelete="CASCADE"),
+        _foreign_key("source_operator_settings", "source_id", "sources.id", ondelete="CASCADE"),
         sa.UniqueConstraint("source_id", "operator_id", name="uq_source_operator"),
     )
     with op.batch_alter_table("source_operator_settings", schema=None) as batch_op:
@@ -128,46 +97,30 @@ def upgrade() -> None:
             "ix_source_operator_settings_operator_id", ["operator_id"], unique=False
         )
 
-    op.create_table(
+    _create_with_id(
         "outbox_events",
-        sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("event_id", sa.String(length=36), nullable=False),
         sa.Column("interaction_id", sa.Integer(), nullable=False),
         sa.Column("routing_key", sa.String(length=64), nullable=False),
         sa.Column("body", sa.Text(), nullable=False),
-        sa.Column("correlation_id", sa.String(length=255), nullable=True),
-        sa.Column("reply_to", sa.String(length=255), nullable=True),
-        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-        sa.Column("published_at", sa.DateTime(timezone=True), nullable=True),
-        sa.ForeignKeyConstraint(
-            ["interaction_id"],
-            ["interactions.id"],
-            name=op.f("fk_outbox_events_interaction_id_interactions"),
-            ondelete="CASCADE",
-        ),
-        sa.PrimaryKeyConstraint("id", name=op.f("pk_outbox_events")),
-        sa.UniqueConstraint("event_id", name=op.f("uq_outbox_events_event_id")),
+        *_reply_address(),
+        _timestamp("created_at"),
+        _timestamp("published_at", nullable=True),
+        _foreign_key("outbox_events", "interaction_id", "interactions.id", ondelete="CASCADE"),
+        _unique("outbox_events", "event_id"),
     )
     with op.batch_alter_table("outbox_events", schema=None) as batch_op:
         batch_op.create_index(
             batch_op.f("ix_outbox_events_interaction_id"), ["interaction_id"], unique=False
         )
         batch_op.create_index(
-            "ix_outbox_events_unpublished",
-            ["id"],
-            unique=False,
-            sqlite_where=sa.text("published_at IS NULL"),
-            postgresql_where=sa.text("published_at IS NULL"),
+            "ix_outbox_events_unpublished", ["id"], unique=False, **_only_where(UNPUBLISHED)
         )
 
 
 def downgrade() -> None:
     with op.batch_alter_table("outbox_events", schema=None) as batch_op:
-        batch_op.drop_index(
-            "ix_outbox_events_unpublished",
-            sqlite_where=sa.text("published_at IS NULL"),
-            postgresql_where=sa.text("published_at IS NULL"),
-        )
+        batch_op.drop_index("ix_outbox_events_unpublished", **_only_where(UNPUBLISHED))
         batch_op.drop_index(batch_op.f("ix_outbox_events_interaction_id"))
 
     op.drop_table("outbox_events")
@@ -176,11 +129,7 @@ def downgrade() -> None:
 
     op.drop_table("source_operator_settings")
     with op.batch_alter_table("interactions", schema=None) as batch_op:
-        batch_op.drop_index(
-            "ix_interactions_waiting_source_id",
-            sqlite_where=sa.text("status = 'waiting'"),
-            postgresql_where=sa.text("status = 'waiting'"),
-        )
+        batch_op.drop_index("ix_interactions_waiting_source_id", **_only_where(WAITING))
         batch_op.drop_index("ix_interactions_operator_id_status")
         batch_op.drop_index("ix_interactions_lead_uuid")
 
@@ -188,3 +137,51 @@ def downgrade() -> None:
     op.drop_table("sources")
     op.drop_table("operators")
     op.drop_table("leads")
+
+
+# The helpers below write what this revision wrote out by hand, names included (the models'
+# naming convention): they belong to this revision and never change with the models.
+
+
+def _create_with_id(table: str, *elements: sa.schema.SchemaItem) -> None:
+    """A table keyed by an integer `id` (every one but leads); the primary key leads its DDL
+    wherever it stands in the arguments."""
+    id_column = sa.Column("id", sa.Integer(), nullable=False)
+    op.create_table(table, id_column, *elements, _primary_key(table, "id"))
+
+
+def _timestamp(name: str, nullable: bool = False) -> sa.Column[Any]:
+    return sa.Column(name, sa.DateTime(timezone=True), nullable=nullable)
+
+
+def _reply_address() -> tuple[sa.Column[Any], sa.Column[Any]]:
+    """Where a command asked its result to go: kept on the interaction and on each event."""
+    return (
+        sa.Column("correlation_id", sa.String(length=255), nullable=True),
+        sa.Column("reply_to", sa.String(length=255), nullable=True),
+    )
+
+
+def _primary_key(table: str, column: str) -> sa.PrimaryKeyConstraint:
+    return sa.PrimaryKeyConstraint(column, name=op.f(f"pk_{table}"))
+
+
+def _unique(table: str, column: str) -> sa.UniqueConstraint:
+    return sa.UniqueConstraint(column, name=op.f(f"uq_{table}_{column}"))
+
+
+def _check(table: str, name: str, condition: str) -> sa.CheckConstraint:
+    return sa.CheckConstraint(condition, name=op.f(f"ck_{table}_{name}"))
+
+
+def _foreign_key(
+    table: str, column: str, referred: str, ondelete: str | None = None
+) -> sa.ForeignKeyConstraint:
+    referred_table = referred.split(".")[0]
+    name = op.f(f"fk_{table}_{column}_{referred_table}")
+    return sa.ForeignKeyConstraint([column], [referred], name=name, ondelete=ondelete)
+
+
+def _only_where(condition: str) -> dict[str, Any]:
+    """A partial index: the same condition on both dialects."""
+    return {"sqlite_where": sa.text(condition), "postgresql_where": sa.text(condition)}
