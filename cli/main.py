@@ -35,9 +35,10 @@ def _add_worker(commands: Commands) -> None:
     worker = commands.add_parser(
         "worker",
         help="consume interaction commands and route them",
-        description="Declare the topology, consume interactions.create "
-        "and interactions.close, assign operators, publish events. With METRICS_PORT set, "
-        "also serve Prometheus /metrics and a readiness /health on that port.",
+        description="Declare the topology, consume interactions.create, interactions.close "
+        "and interactions.accept, assign or offer to operators, publish events, and mark "
+        "overdue waits and expire offers once a second. With METRICS_PORT set, also serve "
+        "Prometheus /metrics and a readiness /health on that port.",
     )
     worker.add_argument(
         "--burst",

@@ -12,13 +12,11 @@ from schemas.events import InteractionStatus
 
 @dataclass(frozen=True, slots=True)
 class InteractionFacts:
-    """The columns an event is built from, with the lead's shown contacts joined in."""
+    """The columns an event is built from: the interaction's own, then its lead's shown
+    contacts (joined in; the stores read them from `leads`)."""
 
     id: int
     lead_uuid: str
-    email: str | None
-    phone: str | None
-    handle: str | None
     source_id: int
     operator_id: int | None
     status: InteractionStatus
@@ -26,6 +24,9 @@ class InteractionFacts:
     message_id: str | None
     correlation_id: str | None
     reply_to: str | None
+    email: str | None
+    phone: str | None
+    handle: str | None
 
 
 @dataclass

@@ -295,16 +295,12 @@ class InMemoryRoutingStore:
         return InteractionFacts(
             stored.id,
             stored.lead_uuid,
-            shown.email,
-            shown.phone,
-            shown.handle,
             row.source_id,
             stored.operator_id,
             stored.status,
             row.priority,
-            row.message_id,
-            row.correlation_id,
-            row.reply_to,
+            *(row.message_id, row.correlation_id, row.reply_to),  # the create's envelope
+            *(shown.email, shown.phone, shown.handle),  # the lead's, joined
         )
 
     # -- outbox --------------------------------------------------------------------------------

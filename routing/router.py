@@ -330,9 +330,6 @@ class Router:
             facts = InteractionFacts(
                 interaction_id,
                 row.lead_uuid,
-                shown.email,
-                shown.phone,
-                shown.handle,
                 row.source_id,
                 row.operator_id,
                 row.status,
@@ -340,6 +337,9 @@ class Router:
                 row.message_id,
                 row.correlation_id,
                 row.reply_to,
+                shown.email,
+                shown.phone,
+                shown.handle,
             )
             if row.operator_id is None:
                 event = self._emit(facts, EventType.WAITING, request.envelope)
@@ -449,9 +449,7 @@ class Router:
             found = facts.get(interaction_id)
             stored = already.get(interaction_id)
             if found is None:
-                self.outcome.results[request.key] = Refused(
-                    f"unknown interaction {interaction_id}", RefusalClass.UNKNOWN_INTERACTION
-                )
+                self._refuse_unknown_interaction(request.key, interaction_id)
             elif interaction_id in first_close:
                 self._followers.append((request, first_close[interaction_id]))
             elif stored is not None:
@@ -503,9 +501,7 @@ class Router:
             stored = already.get(interaction_id)
             deadline = deadlines.get(interaction_id)
             if found is None:
-                self.outcome.results[request.key] = Refused(
-                    f"unknown interaction {interaction_id}", RefusalClass.UNKNOWN_INTERACTION
-                )
+                self._refuse_unknown_interaction(request.key, interaction_id)
             elif interaction_id in first_accept:
                 first = first_accept[interaction_id]
                 if first.command.operator_id == operator_id:
@@ -636,6 +632,11 @@ class Router:
         )
         self._outbox_rows.append(row)
         self.outcome.events.append(event)
+
+    def _refuse_unknown_interaction(self, key: int, interaction_id: int) -> None:
+        self.outcome.results[key] = Refused(
+            f"unknown interaction {interaction_id}", RefusalClass.UNKNOWN_INTERACTION
+        )
 
     def _record(self, key: int, facts: InteractionFacts, event: PendingEvent) -> None:
         self.outcome.results[key] = Routed(

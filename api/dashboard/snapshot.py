@@ -55,15 +55,7 @@ async def build_snapshot(
 
 
 def _operator(row: OperatorRow) -> DashboardOperator:
-    return DashboardOperator(
-        id=row.id,
-        name=row.name,
-        active=row.active,
-        current_load=row.current_load,
-        load_limit=row.load_limit,
-        offered=row.offered,
-        assigned_last_hour=row.assigned_recently,
-    )
+    return DashboardOperator.model_validate(row, from_attributes=True)  # same field names
 
 
 def _shares(rows: list[ShareRow], active: set[int]) -> dict[int, list[DashboardShare]]:

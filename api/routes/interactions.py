@@ -2,6 +2,7 @@
 
 import asyncio
 import uuid
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Query, Request, Response
@@ -20,9 +21,12 @@ from api.models.interactions import (
 from api.routes.params import API_PREFIX, InteractionId, PageQuery, QueryId
 from api.routes.sources import existing_source
 from api.state import ApiState
+from api.unit import UnitOfWork
 from db.repositories.interactions import InteractionCRUD, InteractionFilter
 from messaging import tracing
 from messaging.topology import CREATE_ROUTING_KEY
+from routing.outcomes import RoutingOutcome
+from routing.router import Router
 from schemas.events import InteractionStatus
 from schemas.fields import StorableText
 
@@ -125,9 +129,11 @@ async def get_interaction(interaction_id: InteractionId, unit: UnitDep) -> Inter
     return InteractionDetail.model_validate(await unit.interaction_detail(interaction_id))
 
 
-@router.post(
-    "/{interaction_id}/assign", response_model=InteractionDetail, responses=errors(404, 409)
-)
+# The routes that change one interaction through the router and answer its detail.
+CHANGES = {"response_model": InteractionDetail, "responses": errors(404, 409)}
+
+
+@router.post("/{interaction_id}/assign", **CHANGES)
 async def assign_interaction(
     interaction_id: InteractionId, body: AssignRequest, unit: UnitDep
 ) -> InteractionDetail:
@@ -135,25 +141,34 @@ async def assign_interaction(
 
     Moving an assigned interaction frees its previous operator for the waiting ones.
     """
-    await unit.routed(lambda router: router.assign(interaction_id, body.operator_id))
-    return InteractionDetail.model_validate(await unit.interaction_detail(interaction_id))
+    return await _changed(
+        unit, interaction_id, lambda r: r.assign(interaction_id, body.operator_id)
+    )
 
 
 @router.post("/{interaction_id}/close", response_model=InteractionDetail, responses=errors(404))
 async def close_interaction(interaction_id: InteractionId, unit: UnitDep) -> InteractionDetail:
     """Exactly what an `interaction.close` message does; closing twice is harmless."""
-    await unit.routed(lambda router: router.close(interaction_id))
-    return InteractionDetail.model_validate(await unit.interaction_detail(interaction_id))
+    return await _changed(unit, interaction_id, lambda router: router.close(interaction_id))
 
 
-@router.post(
-    "/{interaction_id}/accept", response_model=InteractionDetail, responses=errors(404, 409)
-)
+@router.post("/{interaction_id}/accept", **CHANGES)
 async def accept_interaction(
     interaction_id: InteractionId, body: AssignRequest, unit: UnitDep
 ) -> InteractionDetail:
     """Exactly what an `interaction.accept` message does: the operator it is offered to takes
     it. 409 with the reason when the offer is another operator's or has expired; accepting
     twice is harmless."""
-    await unit.routed(lambda router: router.accept(interaction_id, body.operator_id))
+    return await _changed(
+        unit, interaction_id, lambda r: r.accept(interaction_id, body.operator_id)
+    )
+
+
+async def _changed(
+    unit: UnitOfWork,
+    interaction_id: int,
+    change: Callable[[Router], Awaitable[RoutingOutcome]],
+) -> InteractionDetail:
+    """`change` in one routing transaction (events published after it), then the detail."""
+    await unit.routed(change)
     return InteractionDetail.model_validate(await unit.interaction_detail(interaction_id))

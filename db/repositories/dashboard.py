@@ -31,7 +31,7 @@ class OperatorRow:
     current_load: int
     load_limit: int
     offered: int
-    assigned_recently: int
+    assigned_last_hour: int
 
 
 @dataclass(frozen=True)

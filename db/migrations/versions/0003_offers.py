@@ -31,21 +31,9 @@ def upgrade() -> None:
     op.create_table(
         "expired_offers",
         sa.Column("id", sa.Integer(), nullable=False),
-        sa.Column("interaction_id", sa.Integer(), nullable=False),
-        sa.Column("operator_id", sa.Integer(), nullable=False),
+        _cascading_reference("interaction_id", "interactions"),
+        _cascading_reference("operator_id", "operators"),
         sa.Column("expired_at", sa.DateTime(timezone=True), nullable=False),
-        sa.ForeignKeyConstraint(
-            ["interaction_id"],
-            ["interactions.id"],
-            name=op.f("fk_expired_offers_interaction_id_interactions"),
-            ondelete="CASCADE",
-        ),
-        sa.ForeignKeyConstraint(
-            ["operator_id"],
-            ["operators.id"],
-            name=op.f("fk_expired_offers_operator_id_operators"),
-            ondelete="CASCADE",
-        ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_expired_offers")),
     )
     op.create_index("ix_expired_offers_interaction_id", "expired_offers", ["interaction_id"])
@@ -59,6 +47,13 @@ def downgrade() -> None:
     op.drop_table("expired_offers")
     _rebuild_interactions("status IN ('assigned', 'waiting', 'closed')", offers=False)
     op.drop_column("sources", "accept_timeout_s")
+
+
+def _cascading_reference(column: str, table: str) -> sa.Column[int]:
+    """`column` referring to `table`.id, deleted with the row it refers to."""
+    name = op.f(f"fk_expired_offers_{column}_{table}")
+    reference = sa.ForeignKey(f"{table}.id", name=name, ondelete="CASCADE")
+    return sa.Column(column, sa.Integer(), reference, nullable=False)
 
 
 def _rebuild_interactions(status_check: str, *, offers: bool) -> None:
