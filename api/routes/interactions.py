@@ -3,6 +3,7 @@
 import asyncio
 import uuid
 from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Query, Request, Response
@@ -130,10 +131,10 @@ async def get_interaction(interaction_id: InteractionId, unit: UnitDep) -> Inter
 
 
 # The routes that change one interaction through the router and answer its detail.
-CHANGES = {"response_model": InteractionDetail, "responses": errors(404, 409)}
+post_change = partial(router.post, response_model=InteractionDetail, responses=errors(404, 409))
 
 
-@router.post("/{interaction_id}/assign", **CHANGES)
+@post_change("/{interaction_id}/assign")
 async def assign_interaction(
     interaction_id: InteractionId, body: AssignRequest, unit: UnitDep
 ) -> InteractionDetail:
@@ -152,7 +153,7 @@ async def close_interaction(interaction_id: InteractionId, unit: UnitDep) -> Int
     return await _changed(unit, interaction_id, lambda router: router.close(interaction_id))
 
 
-@router.post("/{interaction_id}/accept", **CHANGES)
+@post_change("/{interaction_id}/accept")
 async def accept_interaction(
     interaction_id: InteractionId, body: AssignRequest, unit: UnitDep
 ) -> InteractionDetail:
