@@ -1,9 +1,13 @@
-"""The dashboard in a real browser: Debian's Chromium driven by Playwright, against a real
-`leadrouter api` process and a real worker (in the test's event loop) on the test's broker vhost.
+"""The dashboard in real browsers, against a real `leadrouter api` process and a real worker (in
+the test's event loop) on the test's broker vhost.
 
-Chromium is the system's `/usr/bin/chromium` (`apt-get install chromium`; `.ci/run` installs
-it); Playwright never downloads a browser here. Every test leaves a screenshot of its page in
-its temporary folder (`<test name>.png`), also when it fails: the CI artefact.
+Chromium is Debian's `/usr/bin/chromium` (`apt-get install chromium`), driven by Playwright over
+CDP: every test in `test_dashboard.py`. Firefox is Debian's `/usr/bin/firefox-esr` (`apt-get
+install firefox-esr`), driven over WebDriver BiDi by `firefox.py` (`test_dashboard_firefox.py`):
+Playwright 1.65's Firefox channel sends a BiDi command ESR 153 does not implement yet. `.ci/run`
+installs both; Playwright never downloads a browser here. Every Chromium test leaves a
+screenshot of its page in its temporary folder (`<test name>.png`), also when it fails: the CI
+artefact.
 """
 
 import asyncio
@@ -23,6 +27,7 @@ from tests.ops.conftest import free_port
 from tests.support.processes import LEADROUTER, WorkerProcess, worker_env
 
 CHROMIUM = "/usr/bin/chromium"
+FIREFOX = "/usr/bin/firefox-esr"
 TOKEN = "dashboard-test-token"
 expect.set_options(timeout=15_000)  # a routed interaction reaches the page within ~1 s
 

@@ -239,3 +239,33 @@ async def test_200_operators_and_1000_waiting_stay_light(
     elements = await page.evaluate("document.getElementsByTagName('*').length")
     assert elements < 2500, elements  # a handful per operator, none per waiting interaction
     assert console.unexpected() == []
+
+
+async def test_an_overdue_source_is_highlighted_and_offers_show_on_the_bar(
+    api: ApiServer, page: Page, sessions: Sessions, worker: Worker, bot: Bot, events: Inbox
+) -> None:
+    """A source whose oldest waiting interaction has waited past its `max_wait_s` turns red
+    in the queue; an offered interaction shows in amber on its operator's bar."""
+    timed = await seed.add_source(sessions, "timed", max_wait_s=1)
+    nobody = await seed.add_operator(sessions, "On a break", 0)
+    await seed.set_weights(sessions, timed, {nobody: 10})
+    offering = await seed.add_source(sessions, "offering", accept_timeout_s=600)
+    bea = await seed.add_operator(sessions, "Bea Example", 2)
+    await seed.set_weights(sessions, offering, {bea: 10})
+    await log_in(page, api)
+    row = queue_row(page, timed)
+    await expect(row).not_to_have_class(re.compile(r"\boverdue\b"))
+
+    await bot.create("waits@example.com", timed)
+    await bot.create("offered@example.com", offering)
+    await events.take(2)
+
+    await expect(row.locator(".count")).to_have_text("1")
+    await expect(row).to_have_class(re.compile(r"\boverdue\b"))  # once a second has passed
+    await expect(row.locator(".limit")).to_have_text("1 s")
+    await expect(card(page, bea).locator(".load")).to_have_text("1 / 2 (1 offered)")
+    offered_bar = card(page, bea).locator(".bar .offered")
+    await expect(offered_bar).to_have_attribute("style", re.compile(r"width: 50%"))
+    await expect(card(page, bea).locator(".bar .assigned")).to_have_attribute(
+        "style", re.compile(r"width: 0%")
+    )
