@@ -19,9 +19,11 @@ async def test_create_read_list_and_duplicate(client: AsyncClient) -> None:
         "description",
         "sticky",
         "max_wait_s",
+        "accept_timeout_s",
         "created_at",
     }
     assert created["sticky"] is False
+    assert created["max_wait_s"] is created["accept_timeout_s"] is None
 
     duplicate = await client.post("/sources", json={"identifier": " telegram "})
     assert duplicate.status_code == 409

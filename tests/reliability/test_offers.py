@@ -1,7 +1,7 @@
 """Offers under several workers (issue 15.4 and 15.5): every offer has exactly one outcome —
-accepted or expired — when accepts race the deadline across three workers; and an offer still
-expires on time after the worker that made it is killed with -9, because the deadline lives in
-the database, not in one process's memory."""
+accepted or expired — when accepts race the deadline across three PostgreSQL workers and two
+SQLite workers; and an offer still expires on time after the worker that made it is killed
+with -9, because the deadline lives in the database, not in one process's memory."""
 
 import asyncio
 import json
@@ -82,12 +82,26 @@ async def accept_at(channel: AbstractChannel, moment: float, body: dict[str, int
 async def test_accepts_racing_the_deadline_on_three_workers_give_one_outcome_per_offer(
     postgres_url: str, pg_sessions: Sessions, workers: FleetFactory, channel: AbstractChannel
 ) -> None:
-    source, _ = await offering_source(pg_sessions, timeout_s=1)
+    await accepts_racing_the_deadline(postgres_url, pg_sessions, workers, channel, 3)
+
+
+async def test_accepts_racing_the_deadline_on_two_sqlite_workers_give_one_outcome_per_offer(
+    sqlite_url: str, sqlite_sessions: Sessions, workers: FleetFactory, channel: AbstractChannel
+) -> None:
+    await accepts_racing_the_deadline(sqlite_url, sqlite_sessions, workers, channel, 2)
+
+
+async def accepts_racing_the_deadline(
+    url: str, sessions: Sessions, workers: FleetFactory, channel: AbstractChannel, count: int
+) -> None:
+    """Accepts sent around each offer's deadline, before or after, across `count` workers:
+    every offer ends accepted or expired, never both, and nothing is lost."""
+    source, _ = await offering_source(sessions, timeout_s=1)
     log = await event_log(channel)
     dead = await dead_letter_inbox(channel)
     rng = Random(SEED)
-    async with workers(postgres_url) as fleet:
-        for n in range(3):
+    async with workers(url) as fleet:
+        for n in range(count):
             await fleet.start(f"w{n}")
         emails = [f"caller{n}@example.com" for n in range(OFFERS)]
         await publish_creates(channel, emails, source, uuid.uuid4().hex[:8])
@@ -104,7 +118,7 @@ async def test_accepts_racing_the_deadline_on_three_workers_give_one_outcome_per
         await asyncio.gather(*accepts)
         await log.wait(every_offer_settled, 30, "an outcome for every offer")
         refused = await dead.take(OFFERS - len(log.of("interaction.accepted")), within=30)
-        await assert_every_event_published(pg_sessions, log, within=10)
+        await assert_every_event_published(sessions, log, within=10)
 
     assert {e.interaction_id for e in first_offers} == log.interactions("interaction.offered")
     for offer in log.of("interaction.offered"):  # first offers and re-offers after an expiry
@@ -115,13 +129,13 @@ async def test_accepts_racing_the_deadline_on_three_workers_give_one_outcome_per
     for letter in refused:  # a lost race is refused with its reason, never dropped
         assert letter.headers["x-error"].endswith("expired"), letter.headers["x-error"]
     assert dead.pending() == 0
-    async with pg_sessions() as session:
+    async with sessions() as session:
         statuses = dict((await session.execute(select(Interaction.id, Interaction.status))).all())
     assert "offered" not in statuses.values()
     assert {i for i, s in statuses.items() if s == "assigned"} == {
         e.interaction_id for e in accepted
     }
-    await assert_loads_exact(pg_sessions)
+    await assert_loads_exact(sessions)
 
 
 async def test_an_offer_expires_on_time_after_its_worker_is_killed_on_postgres(
