@@ -113,6 +113,16 @@ def _connected(
     commands: Sequence[tuple[int, Sequence[Contact]]], owner: Mapping[Contact, str]
 ) -> list[list[tuple[int, Sequence[Contact]]]]:
     """Commands grouped by shared contacts or shared leads, groups in first-command order."""
+    if all(len(contacts) == 1 for _, contacts in commands):
+        return _by_single_contact(commands, owner)
+    return _union_find(commands, owner)
+
+
+def _union_find(
+    commands: Sequence[tuple[int, Sequence[Contact]]], owner: Mapping[Contact, str]
+) -> list[list[tuple[int, Sequence[Contact]]]]:
+    """Commands, contacts and stored leads as nodes; a command joins its contacts, a stored
+    contact joins its lead."""
     parent: dict[object, object] = {}
 
     def find(node: object) -> object:
@@ -133,6 +143,20 @@ def _connected(
     groups: dict[object, list[tuple[int, Sequence[Contact]]]] = {}
     for command in commands:
         groups.setdefault(find(("command", command[0])), []).append(command)
+    return list(groups.values())
+
+
+def _by_single_contact(
+    commands: Sequence[tuple[int, Sequence[Contact]]], owner: Mapping[Contact, str]
+) -> list[list[tuple[int, Sequence[Contact]]]]:
+    """The common batch, each command with one contact: no command can join two leads, so a
+    group is the commands of one stored lead, or of one new contact. What the union-find
+    gives for such a batch, without it (it was most of lead resolution's cost)."""
+    groups: dict[object, list[tuple[int, Sequence[Contact]]]] = {}
+    for command in commands:
+        contact = command[1][0]
+        lead = owner.get(contact)
+        groups.setdefault(contact if lead is None else ("lead", lead), []).append(command)
     return list(groups.values())
 
 

@@ -3,8 +3,16 @@
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from itertools import count
+from random import Random
 
-from routing.identity import KnownLead, LeadContacts, LeadMerge, resolve_leads
+from routing.identity import (
+    KnownLead,
+    LeadContacts,
+    LeadMerge,
+    _by_single_contact,
+    _union_find,
+    resolve_leads,
+)
 from schemas.contacts import Contact, ContactKind
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -107,3 +115,14 @@ def test_unrelated_commands_stay_apart_and_in_order() -> None:
         uuids(),
     )
     assert r.lead_of == {0: "new-1", 1: "new-2", 2: "new-1"}
+
+
+def test_one_contact_per_command_groups_as_the_union_find_does() -> None:
+    """The fast path (each command one contact) and the general one agree, on seeded batches
+    mixing stored and new contacts, repeated contacts and contacts of one stored lead."""
+    rng = Random(14)
+    for _ in range(200):
+        contacts = [email(f"p{n}@example.com") for n in range(12)]
+        owner = {c: f"lead-{rng.randrange(4)}" for c in contacts if rng.random() < 0.5}
+        commands = [(key, [rng.choice(contacts)]) for key in range(rng.randrange(1, 30))]
+        assert _by_single_contact(commands, owner) == _union_find(commands, owner)
