@@ -2,9 +2,10 @@
 re-declares its topology, and finishes with nothing lost or doubled.
 
 The shared RabbitMQ node is never restarted (others use it): closing every connection of this
-test's own vhost is what a restart looks like to a client. While nobody is connected the test
+test's own vhost is what a restart looks like to a client. Just before the drop the test
 deletes `interactions.dead`, as a restarted broker that lost a queue would; only the worker's
-re-declaration can bring it back (the test side uses a plain, non-robust connection).
+re-declaration on reconnect can bring it back (the test side uses a plain, non-robust
+connection).
 """
 
 import asyncio
@@ -53,6 +54,9 @@ async def test_connections_dropped_mid_stream_worker_reconnects_and_finishes(
     async with workers(postgres_url, prefetch_count=100, batch_size=50) as fleet:
         worker = await fleet.start("worker")
         await worker.wait_count("interaction created", 300)
+        # Lost before the drop, so it is gone whenever the worker comes back: deleting it after
+        # the drop raced the worker's reconnect, which can be faster than `rabbitmqctl`.
+        await channel.queue_delete(DEAD_QUEUE)
         await connection.close()
         await rabbitmqctl("close_all_connections", "-p", vhost_of(amqp_url), "test")
         done_before_drop = len(worker.events("interaction created"))
@@ -67,10 +71,9 @@ async def test_connections_dropped_mid_stream_worker_reconnects_and_finishes(
 
 
 async def reattach(amqp_url: str, log: EventLog) -> AbstractConnection:
-    """Delete the dead-letter queue while the worker is away, then read the events queue again."""
+    """Read the events queue again, on a connection of the test's own."""
     connection = await aio_pika.connect(amqp_url)
     channel = await connection.channel()
-    await channel.queue_delete(DEAD_QUEUE)
     for name in (CREATE_QUEUE, CLOSE_QUEUE):  # durable quorum queues: they kept their messages
         await channel.declare_queue(name, passive=True)
     assert log.queue_name is not None
