@@ -43,7 +43,7 @@ def _add_worker(commands: Commands) -> None:
     worker.add_argument(
         "--burst",
         action="store_true",
-        help="exit once both work queues are empty (for tests and batch jobs)",
+        help="exit once the work queues are empty (for tests and batch jobs)",
     )
     worker.add_argument(
         "--metrics-host",
@@ -81,7 +81,8 @@ def _add_demo(commands: Commands) -> None:
         help="publish sample interactions and show the resulting distribution",
         description="Against a running worker: create sample sources, operators and weights if "
         "the database has none, publish N interactions with a progress bar, wait for their "
-        "events, and print observed shares next to the configured weights.",
+        "events, and print observed shares next to the configured weights. With --scenario "
+        "contact-centre: show the routing policies happening instead, as a table of events.",
     )
     demo.add_argument("-n", "--count", type=_positive, default=1000, help="interactions (1000)")
     demo.add_argument(
