@@ -2,6 +2,7 @@
 
 from collections import defaultdict
 from collections.abc import Iterable
+from datetime import datetime, timedelta
 
 from routing.choose import Candidate
 from routing.facts import OperatorState
@@ -53,6 +54,11 @@ class OperatorPool:
             and self.states[c.operator_id].has_capacity
             and (not excluded or c.operator_id not in excluded)
         ]
+
+    def offer_deadline(self, source_id: int, now: datetime) -> datetime | None:
+        """When an offer made `now` on this source expires; None: the source assigns at once."""
+        timeout = self.accept_timeouts.get(source_id)
+        return None if timeout is None else now + timedelta(seconds=timeout)
 
     def sources_with_capacity(self) -> set[int]:
         return {source_id for source_id in self.weights if self.candidates(source_id)}

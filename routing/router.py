@@ -10,7 +10,7 @@ same code path.
 
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from itertools import chain
 from random import Random
 
@@ -24,7 +24,7 @@ from routing.pool import OperatorPool
 from routing.rows import NewContact, NewInteraction, NewLead, Offer, OutboxRow
 from routing.store import RoutingStore
 from routing.uuids import UuidSource
-from schemas.events import AssignReason, EventType, InteractionStatus
+from schemas.events import HOLDS_A_SLOT, AssignReason, EventType, InteractionStatus
 from schemas.messages import AcceptInteraction, CloseInteraction
 
 ASSIGNED, WAITING, CLOSED, OFFERED = (
@@ -33,7 +33,6 @@ ASSIGNED, WAITING, CLOSED, OFFERED = (
     InteractionStatus.CLOSED,
     InteractionStatus.OFFERED,
 )
-HOLDS_A_SLOT = frozenset((ASSIGNED, OFFERED))  # counted in the operator's current_load
 # The event that announces each status an interaction is given, and the status each event
 # leaves behind (what a replayed event reports).
 EVENT_OF = {
@@ -143,13 +142,14 @@ class Router:
         """One `interaction.overdue` per interaction that has waited past its source's
         `max_wait_s`: marked in the same transaction as its event, so whichever worker's
         timer finds it first sends it, and nobody sends it again."""
-        late = await self.store.overdue_waiting(now or self.now, OVERDUE_CHUNK)
+        self.now = now = now or self.now  # the moment of the sweep
+        late = await self.store.overdue_waiting(now, OVERDUE_CHUNK)
         if late:
-            await self.store.set_overdue([facts.id for facts in late], now or self.now)
+            await self.store.set_overdue([facts.id for facts in late], now)
             for facts in late:
                 envelope = Envelope(None, facts.correlation_id, None)
                 self._emit(facts, EventType.OVERDUE, envelope)
-            await self.store.add_events(self._outbox_rows)
+            await self._finish()
         return self.outcome
 
     async def expire_offers(self, now: datetime | None = None) -> RoutingOutcome:
@@ -411,11 +411,8 @@ class Router:
         envelope, now, source_id = request.envelope, self.now, request.command.source_id
         status, offer_expires_at = WAITING, None
         if operator_id is not None:
-            timeout = self.pool.accept_timeouts.get(source_id)
-            if timeout is None:
-                status = ASSIGNED
-            else:
-                status, offer_expires_at = OFFERED, now + timedelta(seconds=timeout)
+            offer_expires_at = self.pool.offer_deadline(source_id, now)
+            status = ASSIGNED if offer_expires_at is None else OFFERED
         return NewInteraction(
             lead_uuid,
             source_id,
@@ -566,12 +563,12 @@ class Router:
                 if operator_id is None:
                     continue
                 self.pool.take(operator_id)
-                timeout = self.pool.accept_timeouts.get(facts.source_id)
-                if timeout is None:
+                expires_at = self.pool.offer_deadline(facts.source_id, self.now)
+                if expires_at is None:
                     assignments[facts.id] = operator_id
                     status = ASSIGNED
                 else:
-                    offers[facts.id] = Offer(operator_id, self.now + timedelta(seconds=timeout))
+                    offers[facts.id] = Offer(operator_id, expires_at)
                     status = OFFERED
                 self._emit(
                     replace(facts, operator_id=operator_id, status=status),

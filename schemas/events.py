@@ -14,6 +14,10 @@ class InteractionStatus(StrEnum):
     OFFERED = "offered"  # proposed to an operator who has not accepted yet; counts in its load
 
 
+# The statuses an operator's `current_load` counts.
+HOLDS_A_SLOT = frozenset((InteractionStatus.ASSIGNED, InteractionStatus.OFFERED))
+
+
 class EventType(StrEnum):
     ASSIGNED = "interaction.assigned"
     WAITING = "interaction.waiting"

@@ -355,12 +355,11 @@ class BatchProcessor:
                     duration_ms=elapsed_ms,
                 )
             elif isinstance(result, Routed):
-                traceparent = result.event.traceparent
                 log.info(
                     _DONE_LOG_LINES[delivery.kind],
                     interaction_id=result.interaction_id,
                     message_id=message_id,
-                    trace_id=traceparent[3:35] if traceparent else None,
+                    trace_id=tracing.trace_id_of(result.event.traceparent),
                     source_id=result.source_id,
                     operator_id=result.operator_id,
                     status=result.status,

@@ -15,7 +15,7 @@ from db.types import utcnow
 from routing.facts import InteractionFacts, WaitingCursor
 from routing.identity import SHOWN_CONTACTS
 from routing.rows import NewInteraction, Offer
-from schemas.events import InteractionStatus
+from schemas.events import HOLDS_A_SLOT, InteractionStatus
 
 ASSIGNED, WAITING, CLOSED, OFFERED = (
     InteractionStatus.ASSIGNED,
@@ -23,7 +23,6 @@ ASSIGNED, WAITING, CLOSED, OFFERED = (
     InteractionStatus.CLOSED,
     InteractionStatus.OFFERED,
 )
-HOLDS_A_SLOT = (ASSIGNED, OFFERED)  # statuses counted in the operator's current_load
 CLOSE_ATTEMPTS = 3  # reads of a changing interaction before `set_inactive` gives up
 
 
