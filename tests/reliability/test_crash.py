@@ -4,9 +4,10 @@ Two tests: a random kill with thousands of messages in flight, and a kill placed
 the window between the database commit and the broker's confirm (the outbox's reason to be).
 """
 
+import contextlib
 import uuid
+from collections.abc import AsyncIterator
 
-import aio_pika
 import pytest
 from aio_pika.abc import AbstractChannel
 from sqlalchemy import select
@@ -24,6 +25,7 @@ from tests.reliability.helpers import (
     publish_creates,
 )
 from tests.support.amqp import Bot
+from tests.support.processes import until
 
 pytestmark = pytest.mark.slow
 MESSAGES = 5000  # enough that a fast worker still has thousands left when killed
@@ -75,18 +77,29 @@ async def test_kill9_with_thousands_in_flight_loses_and_doubles_nothing(
     assert len(leads) == EMAILS
 
 
-async def blocker_queue(channel: AbstractChannel) -> aio_pika.abc.AbstractQueue:
+@contextlib.asynccontextmanager
+async def blocker_queue(channel: AbstractChannel) -> AsyncIterator[None]:
     """A queue bound to the events exchange that refuses every message (reject-publish).
 
     The broker then answers each event publish with a negative confirm: the worker has
     committed, and can never get the confirm. Killing it then is dying inside the hole.
+    The queue is exclusive and deleted on the way out, failed test or not: left behind, it
+    would refuse every event of every later test on this broker.
     """
     queue = await channel.declare_queue(
         f"test.blocker.{uuid.uuid4().hex[:6]}",
+        exclusive=True,
         arguments={"x-max-length": 0, "x-overflow": "reject-publish"},
     )
-    await queue.bind(await channel.get_exchange(EVENTS_EXCHANGE), "#")
-    return queue
+    try:
+        await queue.bind(await channel.get_exchange(EVENTS_EXCHANGE), "#")
+        yield
+    finally:
+        await queue.delete(if_unused=False, if_empty=False)
+
+
+async def all_marked_published(sessions: Sessions) -> bool:
+    return all(r.published_at is not None for r in await outbox(sessions))
 
 
 async def test_kill9_between_commit_and_confirm_is_healed_by_the_outbox(
@@ -111,17 +124,18 @@ async def test_kill9_between_commit_and_confirm_is_healed_by_the_outbox(
         await log.wait(lambda lg: len(lg.first) == 2, 20, "assigned + waiting")
         [assigned] = log.of("interaction.assigned")
         [waiting] = log.of("interaction.waiting")
-        blocker = await blocker_queue(channel)
-        await bot.close(assigned.interaction_id)
-        await first.wait_for("batch not completed; returning it to the queue")
-        await first.kill()
+        # A consumer can hold an event before its confirm is recorded in the outbox.
+        await until(lambda: all_marked_published(pg_sessions), 10, what="first events marked")
+        async with blocker_queue(channel):
+            await bot.close(assigned.interaction_id)
+            await first.wait_for("batch not completed; returning it to the queue")
+            await first.kill()
 
-        stuck = [r for r in await outbox(pg_sessions) if r.published_at is None]
-        assert {(r.routing_key, r.interaction_id) for r in stuck} == {
-            ("interaction.closed", assigned.interaction_id),
-            ("interaction.assigned", waiting.interaction_id),
-        }, "the kill was not inside the commit-to-confirm window"
-        await blocker.delete(if_unused=False, if_empty=False)
+            stuck = [r for r in await outbox(pg_sessions) if r.published_at is None]
+            assert {(r.routing_key, r.interaction_id) for r in stuck} == {
+                ("interaction.closed", assigned.interaction_id),
+                ("interaction.assigned", waiting.interaction_id),
+            }, "the kill was not inside the commit-to-confirm window"
         await fleet.start("restarted")
         await log.wait(lambda lg: len(lg.first) == 4, 20, "closed + drained assignment")
         await assert_every_event_published(pg_sessions, log, within=10)

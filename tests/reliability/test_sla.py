@@ -45,9 +45,8 @@ async def test_overdue_exactly_once_with_three_workers_and_one_killed(
         log.interactions("interaction.waiting"), 1
     )  # once each: no worker's sweep repeated another's
     async with pg_sessions() as session:
-        created = dict(
-            (await session.execute(select(Interaction.id, Interaction.created_at))).tuples().all()
-        )
+        rows = await session.execute(select(Interaction.id, Interaction.created_at))
+        created = {interaction_id: at for interaction_id, at in rows}
         marked = (await session.scalars(select(Interaction.overdue_at))).all()
     assert all(at is not None for at in marked)
     for event in overdue:
