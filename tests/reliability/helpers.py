@@ -96,10 +96,13 @@ async def event_log(channel: AbstractChannel, *, durable: bool = False) -> Event
     """An EventLog fed by its own queue bound to `interactions.events` with '#'.
 
     `durable=True` gives a named, non-exclusive queue that outlives a dropped connection, so
-    events published while the test itself is disconnected wait for it.
+    events published while the test itself is disconnected wait for it; the broker deletes it
+    a minute after its last consumer left, so it does not collect every later test's events.
     """
     if durable:
-        queue = await channel.declare_queue(f"test.events.{uuid.uuid4().hex[:8]}", durable=True)
+        queue = await channel.declare_queue(
+            f"test.events.{uuid.uuid4().hex[:8]}", durable=True, arguments={"x-expires": 60_000}
+        )
     else:
         queue = await channel.declare_queue(exclusive=True, auto_delete=True)
     await queue.bind(await channel.get_exchange(EVENTS_EXCHANGE), "#")
