@@ -5,17 +5,15 @@ settings; each command's module is imported only when that command runs.
 """
 
 import argparse
+import inspect
 import sys
-from collections.abc import Sequence
-from typing import TypeAlias
+from collections.abc import Callable, Sequence
 
 from cli import event_loop
 from cli.logging_setup import configure_logging
 from cli.settings_loader import load_settings
 from schemas.redact import redact, redacting_excepthook
 from schemas.settings import Settings
-
-Commands: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -26,20 +24,18 @@ def build_parser() -> argparse.ArgumentParser:
         "METRICS_PORT) and an optional .env file.",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for add in (_add_worker, _add_api, _add_db, _add_demo, _add_dlq, _add_asyncapi):
-        add(commands)
+    for name, summary, add_arguments in SUBCOMMANDS:
+        # As in click, a command's description is the docstring of what adds its arguments.
+        description = inspect.getdoc(add_arguments)
+        add_arguments(commands.add_parser(name, help=summary, description=description))
     return parser
 
 
-def _add_worker(commands: Commands) -> None:
-    worker = commands.add_parser(
-        "worker",
-        help="consume interaction commands and route them",
-        description="Declare the topology, consume interactions.create, interactions.close "
-        "and interactions.accept, assign or offer to operators, publish events, and mark "
-        "overdue waits and expire offers once a second. With METRICS_PORT set, also serve "
-        "Prometheus /metrics and a readiness /health on that port.",
-    )
+def _worker(worker: argparse.ArgumentParser) -> None:
+    """Declare the topology, consume interactions.create, interactions.close and
+    interactions.accept, assign or offer to operators, publish events, and mark overdue waits
+    and expire offers once a second. With METRICS_PORT set, also serve Prometheus /metrics and
+    a readiness /health on that port."""
     worker.add_argument(
         "--burst",
         action="store_true",
@@ -53,20 +49,14 @@ def _add_worker(commands: Commands) -> None:
     )
 
 
-def _add_api(commands: Commands) -> None:
-    api = commands.add_parser(
-        "api",
-        help="serve the admin/read HTTP API",
-        description="FastAPI on uvicorn; OpenAPI docs at /docs.",
-    )
+def _api(api: argparse.ArgumentParser) -> None:
+    """FastAPI on uvicorn; OpenAPI docs at /docs."""
     api.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
     api.add_argument("--port", type=int, default=8000, help="port (default 8000)")
 
 
-def _add_db(commands: Commands) -> None:
-    db = commands.add_parser(
-        "db", help="database schema commands", description="Database schema commands."
-    )
+def _db(db: argparse.ArgumentParser) -> None:
+    """Database schema commands."""
     db_commands = db.add_subparsers(dest="db_command", required=True, metavar="DB_COMMAND")
     db_commands.add_parser(
         "upgrade",
@@ -75,15 +65,11 @@ def _add_db(commands: Commands) -> None:
     )
 
 
-def _add_demo(commands: Commands) -> None:
-    demo = commands.add_parser(
-        "demo",
-        help="publish sample interactions and show the resulting distribution",
-        description="Against a running worker: create sample sources, operators and weights if "
-        "the database has none, publish N interactions with a progress bar, wait for their "
-        "events, and print observed shares next to the configured weights. With --scenario "
-        "contact-centre: show the routing policies happening instead, as a table of events.",
-    )
+def _demo(demo: argparse.ArgumentParser) -> None:
+    """Against a running worker: create sample sources, operators and weights if the database
+    has none, publish N interactions with a progress bar, wait for their events, and print
+    observed shares next to the configured weights. With --scenario contact-centre: show the
+    routing policies happening instead, as a table of events."""
     demo.add_argument("-n", "--count", type=_positive, default=1000, help="interactions (1000)")
     demo.add_argument(
         "--timeout", type=float, default=120.0, help="seconds to wait for the events (120)"
@@ -104,13 +90,9 @@ def _add_demo(commands: Commands) -> None:
     )
 
 
-def _add_dlq(commands: Commands) -> None:
-    dlq = commands.add_parser(
-        "dlq",
-        help="inspect and replay dead letters (interactions.dead)",
-        description="Dead letters: messages the worker could not process, with the reason in "
-        "their x-error header.",
-    )
+def _dlq(dlq: argparse.ArgumentParser) -> None:
+    """Dead letters: messages the worker could not process, with the reason in their x-error
+    header."""
     sub = dlq.add_subparsers(dest="dlq_command", required=True, metavar="DLQ_COMMAND")
     listing = sub.add_parser(
         "list",
@@ -130,14 +112,22 @@ def _add_dlq(commands: Commands) -> None:
     replay.add_argument("-y", "--yes", action="store_true", help="do not ask for confirmation")
 
 
-def _add_asyncapi(commands: Commands) -> None:
-    commands.add_parser(
-        "asyncapi",
-        help="print the AsyncAPI 3.0 document of the AMQP interface (JSON)",
-        description="Print the AsyncAPI 3.0 document of the AMQP surface (commands, events, "
-        "queues, bindings), generated from the code, as JSON with sorted keys; the API serves "
-        "the same at /asyncapi.json. Needs no settings and no broker.",
-    )
+def _asyncapi(_: argparse.ArgumentParser) -> None:
+    """Print the AsyncAPI 3.0 document of the AMQP surface (commands, events, queues,
+    bindings), generated from the code, as JSON with sorted keys; the API serves the same at
+    /asyncapi.json. Needs no settings and no broker."""
+
+
+# Name, the one line `leadrouter --help` shows, and what adds the arguments (its docstring is
+# the command's own --help description).
+SUBCOMMANDS: tuple[tuple[str, str, Callable[[argparse.ArgumentParser], None]], ...] = (
+    ("worker", "consume interaction commands and route them", _worker),
+    ("api", "serve the admin/read HTTP API", _api),
+    ("db", "database schema commands", _db),
+    ("demo", "publish sample interactions and show the resulting distribution", _demo),
+    ("dlq", "inspect and replay dead letters (interactions.dead)", _dlq),
+    ("asyncapi", "print the AsyncAPI 3.0 document of the AMQP interface (JSON)", _asyncapi),
+)
 
 
 def _positive(value: str) -> int:

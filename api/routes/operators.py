@@ -8,7 +8,7 @@ from api.docs import errors
 from api.models.common import Conflict, NotFound
 from api.models.operators import OperatorCreate, OperatorOut, OperatorPatch
 from api.routes.params import API_PREFIX, OperatorId
-from api.routes.reads import read_all, read_one
+from api.routes.reads import add_read_routes
 from db.models import Operator
 from db.repositories.operators import OperatorCRUD
 from routing.router import Router
@@ -37,14 +37,12 @@ async def create_operator(body: OperatorCreate, session: SessionDep) -> Operator
     return OperatorOut.model_validate(operator)
 
 
-@router.get("", response_model=list[OperatorOut])
-async def list_operators(session: SessionDep) -> list[OperatorOut]:
-    return await read_all(session, OperatorCRUD(session).list_all, OperatorOut)
+async def read_operator(operator_id: OperatorId, session: SessionDep) -> Operator:
+    async with session.begin():
+        return await existing_operator(session, operator_id)
 
 
-@router.get("/{operator_id}", response_model=OperatorOut, responses=errors(404))
-async def get_operator(operator_id: OperatorId, session: SessionDep) -> OperatorOut:
-    return await read_one(session, lambda: existing_operator(session, operator_id), OperatorOut)
+add_read_routes(router, "operator", OperatorOut, OperatorCRUD, read_operator)
 
 
 @router.patch("/{operator_id}", response_model=OperatorOut, responses=errors(404))

@@ -15,7 +15,7 @@ from api.models.sources import (
     SourceWeights,
 )
 from api.routes.params import API_PREFIX, SourceId
-from api.routes.reads import read_all, read_one
+from api.routes.reads import add_read_routes
 from db.models import Source
 from db.repositories.operators import OperatorCRUD
 from db.repositories.sources import SourceCRUD
@@ -54,14 +54,12 @@ async def create_source(body: SourceCreate, session: SessionDep) -> SourceOut:
     return SourceOut.model_validate(source)
 
 
-@router.get("", response_model=list[SourceOut])
-async def list_sources(session: SessionDep) -> list[SourceOut]:
-    return await read_all(session, SourceCRUD(session).list_all, SourceOut)
+async def read_source(source_id: SourceId, session: SessionDep) -> Source:
+    async with session.begin():
+        return await existing_source(session, source_id)
 
 
-@router.get("/{source_id}", response_model=SourceOut, responses=errors(404))
-async def get_source(source_id: SourceId, session: SessionDep) -> SourceOut:
-    return await read_one(session, lambda: existing_source(session, source_id), SourceOut)
+add_read_routes(router, "source", SourceOut, SourceCRUD, read_source)
 
 
 @router.patch("/{source_id}", response_model=SourceOut, responses=errors(404, 409))

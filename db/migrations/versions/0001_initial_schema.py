@@ -45,7 +45,7 @@ def upgrade() -> None:
         sa.Column("identifier", sa.String(length=100), nullable=False),
         sa.Column("description", sa.Text(), nullable=False),
         _timestamp("created_at"),
-        _unique("sources", "identifier"),
+        unique="identifier",
     )
     _create_with_id(
         "interactions",
@@ -68,7 +68,7 @@ def upgrade() -> None:
         _foreign_key("interactions", "lead_uuid", "leads.uuid"),
         _foreign_key("interactions", "operator_id", "operators.id", ondelete="SET NULL"),
         _foreign_key("interactions", "source_id", "sources.id"),
-        _unique("interactions", "message_id"),
+        unique="message_id",
     )
     with op.batch_alter_table("interactions", schema=None) as batch_op:
         batch_op.create_index("ix_interactions_lead_uuid", ["lead_uuid"], unique=False)
@@ -107,7 +107,7 @@ def upgrade() -> None:
         _timestamp("created_at"),
         _timestamp("published_at", nullable=True),
         _foreign_key("outbox_events", "interaction_id", "interactions.id", ondelete="CASCADE"),
-        _unique("outbox_events", "event_id"),
+        unique="event_id",
     )
     with op.batch_alter_table("outbox_events", schema=None) as batch_op:
         batch_op.create_index(
@@ -143,11 +143,13 @@ def downgrade() -> None:
 # naming convention): they belong to this revision and never change with the models.
 
 
-def _create_with_id(table: str, *elements: sa.schema.SchemaItem) -> None:
+def _create_with_id(table: str, *elements: sa.schema.SchemaItem, unique: str | None = None) -> None:
     """A table keyed by an integer `id` (every one but leads); the primary key leads its DDL
-    wherever it stands in the arguments."""
+    wherever it stands in the arguments. `unique` names the one column a table's rows are
+    known by besides the id, its constraint the last one written, as this revision wrote it."""
     id_column = sa.Column("id", sa.Integer(), nullable=False)
-    op.create_table(table, id_column, *elements, _primary_key(table, "id"))
+    uniques = [] if unique is None else [_unique(table, unique)]
+    op.create_table(table, id_column, *elements, *uniques, _primary_key(table, "id"))
 
 
 def _timestamp(name: str, nullable: bool = False) -> sa.Column[Any]:
