@@ -4,7 +4,7 @@ import asyncio
 import uuid
 from collections.abc import Awaitable, Callable
 from functools import partial
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 from fastapi import APIRouter, Body, Query, Request, Response
 from pydantic import BaseModel, Field
@@ -41,7 +41,8 @@ class InteractionQuery(BaseModel):
     message_id: Annotated[StorableText, Field(max_length=255)] | None = None
 
     def as_filter(self) -> InteractionFilter:
-        return InteractionFilter(self.status, self.operator_id, self.source_id, self.message_id)
+        """The query's fields are the filter's keys; one not given does not filter."""
+        return cast(InteractionFilter, self.model_dump(exclude_none=True))
 
 
 @router.post(

@@ -1,9 +1,9 @@
 """InteractionCRUD: interactions as rows, written set-based for the worker's batches."""
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import fields
 from datetime import datetime, timedelta
-from typing import Any, cast
+from typing import Any, TypedDict, cast
 
 from sqlalchemy import Select, Table, and_, func, insert, or_, select, text, true, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -26,13 +26,14 @@ ASSIGNED, WAITING, CLOSED, OFFERED = (
 CLOSE_ATTEMPTS = 3  # reads of a changing interaction before `set_inactive` gives up
 
 
-@dataclass(frozen=True)
-class InteractionFilter:
-    status: InteractionStatus | None = None
-    operator_id: int | None = None
-    source_id: int | None = None
-    message_id: str | None = None
-    lead_uuid: str | None = None
+class InteractionFilter(TypedDict, total=False):
+    """Columns an interaction must equal to be listed; a key left out does not filter."""
+
+    status: InteractionStatus
+    operator_id: int
+    source_id: int
+    message_id: str
+    lead_uuid: str
 
 
 # In the order of `InteractionFacts`'s fields, which is built from these rows positionally.
@@ -348,14 +349,6 @@ class InteractionCRUD:
     async def list(
         self, where: InteractionFilter, limit: int = 100, offset: int = 0
     ) -> Sequence[Interaction]:
-        stmt = select(Interaction).order_by(Interaction.id).limit(limit).offset(offset)
-        for column, value in (
-            (Interaction.status, where.status),
-            (Interaction.operator_id, where.operator_id),
-            (Interaction.source_id, where.source_id),
-            (Interaction.message_id, where.message_id),
-            (Interaction.lead_uuid, where.lead_uuid),
-        ):
-            if value is not None:
-                stmt = stmt.where(column == value)
+        stmt = select(Interaction).filter_by(**where)
+        stmt = stmt.order_by(Interaction.id).limit(limit).offset(offset)
         return (await self.session.scalars(stmt)).all()
