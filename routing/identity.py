@@ -78,7 +78,19 @@ def resolve_leads(
 ) -> LeadResolution:
     """`commands`: (key, contacts) in batch order; `owner`: stored contact -> lead uuid;
     `known`: those leads. Deterministic for a given input and `new_uuid`."""
-    groups = _connected(commands, owner)
+    if all(len(contacts) == 1 for _, contacts in commands):
+        return _resolve_single_contacts(commands, owner, known, new_uuid)
+    return _resolve_groups(_union_find(commands, owner), owner, known, new_uuid)
+
+
+def _resolve_groups(
+    groups: Sequence[Sequence[tuple[int, Sequence[Contact]]]],
+    owner: Mapping[Contact, str],
+    known: Mapping[str, KnownLead],
+    new_uuid: Callable[[], str],
+) -> LeadResolution:
+    """Each group of connected commands is one lead: its stored leads merged into the oldest,
+    or a new one."""
     resolution = LeadResolution()
     for group in groups:
         keys = [key for key, _ in group]
@@ -109,15 +121,6 @@ def resolve_leads(
     return resolution
 
 
-def _connected(
-    commands: Sequence[tuple[int, Sequence[Contact]]], owner: Mapping[Contact, str]
-) -> list[list[tuple[int, Sequence[Contact]]]]:
-    """Commands grouped by shared contacts or shared leads, groups in first-command order."""
-    if all(len(contacts) == 1 for _, contacts in commands):
-        return _by_single_contact(commands, owner)
-    return _union_find(commands, owner)
-
-
 def _union_find(
     commands: Sequence[tuple[int, Sequence[Contact]]], owner: Mapping[Contact, str]
 ) -> list[list[tuple[int, Sequence[Contact]]]]:
@@ -146,18 +149,29 @@ def _union_find(
     return list(groups.values())
 
 
-def _by_single_contact(
-    commands: Sequence[tuple[int, Sequence[Contact]]], owner: Mapping[Contact, str]
-) -> list[list[tuple[int, Sequence[Contact]]]]:
-    """The common batch, each command with one contact: no command can join two leads, so a
-    group is the commands of one stored lead, or of one new contact. What the union-find
-    gives for such a batch, without it (it was most of lead resolution's cost)."""
-    groups: dict[object, list[tuple[int, Sequence[Contact]]]] = {}
-    for command in commands:
-        contact = command[1][0]
-        lead = owner.get(contact)
-        groups.setdefault(contact if lead is None else ("lead", lead), []).append(command)
-    return list(groups.values())
+def _resolve_single_contacts(
+    commands: Sequence[tuple[int, Sequence[Contact]]],
+    owner: Mapping[Contact, str],
+    known: Mapping[str, KnownLead],
+    new_uuid: Callable[[], str],
+) -> LeadResolution:
+    """The common batch, each command with one contact: no command can join two leads, so
+    each contact is its stored lead's, or a new lead's shared by the batch's commands that
+    carry it. What the groups above give for such a batch, in the same order, without them
+    (they were most of lead resolution's cost)."""
+    resolution = LeadResolution()
+    new_lead_of: dict[Contact, str] = {}
+    for key, (contact,) in commands:
+        lead = owner.get(contact) or new_lead_of.get(contact)
+        if lead is None:
+            lead = new_lead_of[contact] = new_uuid()
+            resolution.new_leads.append(lead)
+            resolution.shown[lead] = LeadContacts(**{contact.kind.value: contact.value})
+            resolution.new_contacts.append((contact, lead))
+        elif lead not in resolution.shown:
+            resolution.shown[lead] = known[lead].shown
+        resolution.lead_of[key] = lead
+    return resolution
 
 
 def _unique(contacts: Iterable[Contact]) -> list[Contact]:

@@ -9,7 +9,8 @@ from routing.identity import (
     KnownLead,
     LeadContacts,
     LeadMerge,
-    _by_single_contact,
+    _resolve_groups,
+    _resolve_single_contacts,
     _union_find,
     resolve_leads,
 )
@@ -117,12 +118,21 @@ def test_unrelated_commands_stay_apart_and_in_order() -> None:
     assert r.lead_of == {0: "new-1", 1: "new-2", 2: "new-1"}
 
 
-def test_one_contact_per_command_groups_as_the_union_find_does() -> None:
-    """The fast path (each command one contact) and the general one agree, on seeded batches
-    mixing stored and new contacts, repeated contacts and contacts of one stored lead."""
+def test_one_contact_per_command_resolves_as_the_general_path_does() -> None:
+    """The fast path (each command one contact) and the general one (union-find groups) agree
+    on every field, on seeded batches mixing stored and new contacts of every
+    kind, repeated contacts and contacts of one stored lead."""
     rng = Random(14)
     for _ in range(200):
-        contacts = [email(f"p{n}@example.com") for n in range(12)]
+        contacts = [email(f"p{n}@example.com") for n in range(8)] + [
+            phone(f"+{n}") for n in range(4)
+        ]
         owner = {c: f"lead-{rng.randrange(4)}" for c in contacts if rng.random() < 0.5}
+        known = {
+            u: KnownLead(u, datetime(2026, 1, 1 + n, tzinfo=UTC), LeadContacts(email=f"{u}@x"))
+            for n, u in enumerate(sorted(set(owner.values())))
+        }
         commands = [(key, [rng.choice(contacts)]) for key in range(rng.randrange(1, 30))]
-        assert _by_single_contact(commands, owner) == _union_find(commands, owner)
+        fast = _resolve_single_contacts(commands, owner, known, uuids())
+        general = _resolve_groups(_union_find(commands, owner), owner, known, uuids())
+        assert fast == general  # the lists (what is written, in order) and the dicts
