@@ -60,6 +60,11 @@ class LeadMerge:
     merged: tuple[str, ...]  # oldest first
 
 
+Command = tuple[int, Sequence[Contact]]  # a command's key in the batch, and its contacts
+Owners = Mapping[Contact, str]  # a stored contact -> the uuid of the lead it belongs to
+Known = Mapping[str, "KnownLead"]  # uuid -> that stored lead
+
+
 @dataclass
 class LeadResolution:
     lead_of: dict[int, str] = field(default_factory=dict)  # command key -> lead uuid
@@ -71,10 +76,7 @@ class LeadResolution:
 
 
 def resolve_leads(
-    commands: Sequence[tuple[int, Sequence[Contact]]],
-    owner: Mapping[Contact, str],
-    known: Mapping[str, KnownLead],
-    new_uuid: Callable[[], str],
+    commands: Sequence[Command], owner: Owners, known: Known, new_uuid: Callable[[], str]
 ) -> LeadResolution:
     """`commands`: (key, contacts) in batch order; `owner`: stored contact -> lead uuid;
     `known`: those leads. Deterministic for a given input and `new_uuid`."""
@@ -84,10 +86,7 @@ def resolve_leads(
 
 
 def _resolve_groups(
-    groups: Sequence[Sequence[tuple[int, Sequence[Contact]]]],
-    owner: Mapping[Contact, str],
-    known: Mapping[str, KnownLead],
-    new_uuid: Callable[[], str],
+    groups: Sequence[Sequence[Command]], owner: Owners, known: Known, new_uuid: Callable[[], str]
 ) -> LeadResolution:
     """Each group of connected commands is one lead: its stored leads merged into the oldest,
     or a new one."""
@@ -121,9 +120,7 @@ def _resolve_groups(
     return resolution
 
 
-def _union_find(
-    commands: Sequence[tuple[int, Sequence[Contact]]], owner: Mapping[Contact, str]
-) -> list[list[tuple[int, Sequence[Contact]]]]:
+def _union_find(commands: Sequence[Command], owner: Owners) -> list[list[Command]]:
     """Commands, contacts and stored leads as nodes; a command joins its contacts, a stored
     contact joins its lead."""
     parent: dict[object, object] = {}
@@ -143,17 +140,14 @@ def _union_find(
             union(("command", key), contact)
             if contact in owner:
                 union(contact, ("lead", owner[contact]))
-    groups: dict[object, list[tuple[int, Sequence[Contact]]]] = {}
+    groups: dict[object, list[Command]] = {}
     for command in commands:
         groups.setdefault(find(("command", command[0])), []).append(command)
     return list(groups.values())
 
 
 def _resolve_single_contacts(
-    commands: Sequence[tuple[int, Sequence[Contact]]],
-    owner: Mapping[Contact, str],
-    known: Mapping[str, KnownLead],
-    new_uuid: Callable[[], str],
+    commands: Sequence[Command], owner: Owners, known: Known, new_uuid: Callable[[], str]
 ) -> LeadResolution:
     """The common batch, each command with one contact: no command can join two leads, so
     each contact is its stored lead's, or a new lead's shared by the batch's commands that
