@@ -7,6 +7,7 @@ interface, a `print` of a settings URL, a dependency added to pyproject.toml but
 
 import asyncio
 import inspect
+import json
 import os
 import re
 import shutil
@@ -16,6 +17,7 @@ import time
 import tomllib
 import uuid
 from collections.abc import Mapping
+from enum import StrEnum
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -27,8 +29,9 @@ from packaging.requirements import Requirement
 from pydantic import BaseModel, field_validator
 from sqlalchemy.engine import make_url
 
-from cli.logging_setup import redact_secrets
+from cli.logging_setup import json_line, redact_secrets
 from cli.main import build_parser
+from schemas.events import InteractionStatus
 from schemas.redact import MASK, redact, redacting_excepthook
 from tests.support import databases
 
@@ -196,6 +199,30 @@ def test_log_processor_leaves_clean_values_as_they_are() -> None:
     values = {"event": "worker started", "batch": [1, 2], "ids": (1,), "meta": {"a": "b"}}
     out = redact_secrets(None, "info", dict(values))
     assert all(out[key] is value for key, value in values.items())
+
+
+def test_log_processor_masks_str_subclasses_and_keeps_clean_ones() -> None:
+    """A StrEnum (an interaction's status) is text: masked like any string, kept when clean."""
+
+    class Where(StrEnum):
+        BROKER = f"amqp://guest:{SECRET}@broker/"
+
+    out = redact_secrets(None, "info", {"where": Where.BROKER, "status": InteractionStatus.WAITING})
+    assert out["where"] == f"amqp://guest:{MASK}@broker/"
+    assert out["status"] is InteractionStatus.WAITING
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "id-\udc80-lone-surrogate",  # a message_id decoded with surrogateescape
+        2**70,  # beyond orjson's 64-bit integers
+        {1: "int keys", None: "a None key"},
+    ],
+)
+def test_json_log_line_renders_what_orjson_alone_would_refuse(value: object) -> None:
+    line = json_line({"event": "x", "value": value}, default=repr)
+    assert json.loads(line)["event"] == "x"
 
 
 LOGGING_SCRIPT = f"""
