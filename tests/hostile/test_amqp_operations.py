@@ -1,6 +1,8 @@
 """Hostile input against the processes as a whole: the worker keeps its connection, the CLI
 handles what the worker dead-lettered, and a topology conflict ends in one line."""
 
+import json
+
 import aio_pika
 import pytest
 from aio_pika.abc import AbstractChannel, AbstractRobustConnection
@@ -79,7 +81,8 @@ async def test_a_queue_declared_with_other_arguments_stops_the_worker_with_one_l
         result = await cli("worker", within=60)
         await channel.queue_delete(CLOSE_QUEUE)
 
-    errors = [line for line in result.stderr.splitlines() if '"level": "error"' in line]
+    lines = [json.loads(line) for line in result.stderr.splitlines() if line.startswith("{")]
+    errors = [line["event"] for line in lines if line.get("level") == "error"]
     assert result.code == 4, result.stderr[-2000:]
     assert "Traceback" not in result.stderr
     assert len(errors) == 1, result.stderr[-2000:]
