@@ -32,6 +32,9 @@ def encode_payload(payload: Any) -> str:
     return json.dumps(payload, ensure_ascii=False, separators=(",", ":"))
 
 
+EMAIL, PHONE, HANDLE = ContactKind.EMAIL, ContactKind.PHONE, ContactKind.HANDLE
+
+
 class CreateInteraction(BaseModel):
     """`interaction.create`: a new contact from a lead through a source.
 
@@ -56,11 +59,10 @@ class CreateInteraction(BaseModel):
     @property
     def contacts(self) -> tuple[Contact, ...]:
         """The lead's contacts in this command, normalised, e-mail first."""
-        found = (
-            (ContactKind.EMAIL, self.email),
-            (ContactKind.PHONE, self.phone),
-            (ContactKind.HANDLE, self.handle),
-        )
+        email, phone, handle = self.email, self.phone, self.handle
+        if phone is None and handle is None and email is not None:  # the common command
+            return (Contact(EMAIL, email),)
+        found = ((EMAIL, email), (PHONE, phone), (HANDLE, handle))
         return tuple(Contact(kind, value) for kind, value in found if value is not None)
 
     @field_validator("payload")
