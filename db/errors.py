@@ -27,7 +27,10 @@ def is_transient(exc: BaseException) -> bool:
     text = str(error).lower()
     if isinstance(exc, IntegrityError) or isinstance(error, sqlite3.IntegrityError):
         # Two workers inserting the same message_id or contact: the retry sees the winner's row.
-        return "message_id" in text or "lead_contacts" in text
+        # A row referring to a lead (its `lead_uuid`) that a concurrent merge removed, or a
+        # merge removing a lead that a concurrent insert just referred to: the retry reads the
+        # survivor, or moves the new row too.
+        return "message_id" in text or "lead_contacts" in text or "lead_uuid" in text
     if isinstance(exc, DBAPIError) or isinstance(error, sqlite3.Error):
         return _sqlstate(error) in _TRANSIENT_SQLSTATES or _sqlite_busy(text) or _pg_lost(text)
     return False

@@ -163,7 +163,7 @@ class InMemoryRoutingStore:
         return [self._facts(stored) for stored in waiting[:limit]]
 
     async def leads_of(
-        self, contacts: Iterable[Contact]
+        self, contacts: Iterable[Contact], *, lock: bool = False
     ) -> tuple[dict[Contact, str], dict[str, KnownLead]]:
         owners = {c: self.contacts[c] for c in set(contacts) if c in self.contacts}
         return owners, {u: self.leads[u] for u in set(owners.values())}

@@ -353,8 +353,14 @@ class Router:
     async def _resolve_leads(self, creates: Sequence[CreateRequest]) -> LeadResolution:
         """Find, create or merge the leads of these commands (`routing/identity.py` decides)."""
         commands = [(c.key, c.command.contacts) for c in creates]
-        owners, known = await self.store.leads_of({c for _, cs in commands for c in cs})
+        contacts = {c for _, cs in commands for c in cs}
+        owners, known = await self.store.leads_of(contacts)
         resolution = resolve_leads(commands, owners, known, self.new_event_id)
+        if resolution.merges or resolution.changed_leads:
+            # It changes stored leads: lock them and decide again on what is true under the
+            # lock. The common batch (known leads found, new ones created) takes no lock.
+            owners, known = await self.store.leads_of(contacts, lock=True)
+            resolution = resolve_leads(commands, owners, known, self.new_event_id)
         now = self.now
         if resolution.new_leads:
             shown = resolution.shown

@@ -46,11 +46,15 @@ class RoutingStore(Protocol):
         ...
 
     async def leads_of(
-        self, contacts: Iterable[Contact]
+        self, contacts: Iterable[Contact], *, lock: bool = False
     ) -> tuple[dict[Contact, str], dict[str, KnownLead]]:
-        """The lead of each stored contact among these, and those leads, locked until commit
-        against a concurrent merge. A lead merged away meanwhile is left out: its contacts look
-        new, and inserting one fails on the unique index, so the transaction is retried."""
+        """The lead of each stored contact among these, and those leads.
+
+        With `lock`, the leads are locked until commit (in uuid order): the batch is about to
+        merge them or change what they show. Without, a lead a concurrent transaction merges
+        away can still be referred to; the insert that refers to it then fails (its foreign
+        key, or the contacts' unique index) and the transaction is retried, reading the
+        survivor."""
         ...
 
     async def insert_leads(self, rows: Sequence[NewLead]) -> None: ...

@@ -34,13 +34,14 @@ class LeadCRUD:
         rows = await self.session.execute(stmt)
         return {Contact(ContactKind(kind), value): lead for kind, value, lead in rows}
 
-    async def locked_owners(
-        self, contacts: Iterable[Contact]
+    async def owners_and_leads(
+        self, contacts: Iterable[Contact], *, lock: bool = False
     ) -> tuple[dict[Contact, str], dict[str, KnownLead]]:
-        """The owners of these contacts and their leads, locked (`FOR UPDATE OF leads`, in uuid
-        order), in one round trip. A lead merged away by a concurrent transaction while we
-        waited for its lock drops out of the answer; its contacts then look new, and inserting
-        one fails on the unique index, so the transaction is retried and reads the survivor."""
+        """The owners of these contacts and their leads, in one round trip; with `lock`, the
+        leads locked (`FOR UPDATE OF leads`, in uuid order). A lead merged away by a concurrent
+        transaction while we waited for its lock drops out of the answer; its contacts then
+        look new, and inserting one fails on the unique index, so the transaction is retried
+        and reads the survivor."""
         by_kind: dict[str, set[str]] = {}
         for contact in contacts:
             by_kind.setdefault(contact.kind.value, set()).add(contact.value)
@@ -68,8 +69,9 @@ class LeadCRUD:
             .join(Lead, Lead.uuid == LeadContact.lead_uuid)
             .where(matches)
             .order_by(Lead.uuid)
-            .with_for_update(of=Lead)
         )
+        if lock:
+            stmt = stmt.with_for_update(of=Lead)
         owners: dict[Contact, str] = {}
         leads: dict[str, KnownLead] = {}
         for kind, value, uuid, created_at, email, phone, handle in await self.session.execute(stmt):

@@ -56,9 +56,9 @@ class OrmRoutingStore:
         return await self.interactions.next_waiting(source_ids, after, limit)
 
     async def leads_of(
-        self, contacts: Iterable[Contact]
+        self, contacts: Iterable[Contact], *, lock: bool = False
     ) -> tuple[dict[Contact, str], dict[str, KnownLead]]:
-        return await self.leads.locked_owners(contacts)
+        return await self.leads.owners_and_leads(contacts, lock=lock)
 
     async def insert_leads(self, rows: Sequence[NewLead]) -> None:
         await self.leads.insert_many(rows)

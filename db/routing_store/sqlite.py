@@ -180,11 +180,11 @@ class SqliteRoutingStore:
         return [_facts(row) for row in self._select(sql, params, _FACT_COLUMNS)]
 
     async def leads_of(
-        self, contacts: Iterable[Contact]
+        self, contacts: Iterable[Contact], *, lock: bool = False
     ) -> tuple[dict[Contact, str], dict[str, KnownLead]]:
-        """No row locks on SQLite: the runner's BEGIN IMMEDIATE already holds the write lock,
-        so what is read stays true until the commit. One indexed statement per kind present
-        (the unique index is on kind, value), the lead joined in."""
+        """No row locks on SQLite (`lock` changes nothing): the runner's BEGIN IMMEDIATE
+        already holds the write lock, so what is read stays true until the commit. One indexed
+        statement per kind present (the unique index is on kind, value), the lead joined in."""
         by_kind: dict[ContactKind, list[str]] = {}
         for contact in contacts:
             by_kind.setdefault(contact.kind, []).append(contact.value)
