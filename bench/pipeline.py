@@ -38,20 +38,20 @@ async def worker_process(
         stderr=asyncio.subprocess.PIPE,
     )
     assert process.stderr is not None
-    drain: asyncio.Task[None] | None = None
     try:
         async with asyncio.timeout(60):
             while b'"worker started"' not in (line := await process.stderr.readline()):
                 if not line:
                     raise RuntimeError("worker exited before it started")
-        drain = asyncio.create_task(_discard(process.stderr))
-        yield process
+        drain = asyncio.create_task(_discard(process.stderr))  # a full pipe would stall it
+        try:
+            yield process
+        finally:
+            drain.cancel()
     finally:
         if process.returncode is None:
             process.terminate()
             await process.wait()
-        if drain is not None:
-            drain.cancel()
 
 
 async def _discard(stream: asyncio.StreamReader) -> None:

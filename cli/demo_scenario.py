@@ -96,8 +96,10 @@ async def set_up(sessions: async_sessionmaker[AsyncSession]) -> Cast:
         olga = await OperatorCRUD(session).create(f"Olga ({run})", 1, True)
         pavel = await OperatorCRUD(session).create(f"Pavel ({run})", 1, True)
         sources = SourceCRUD(session)
-        chat = await sources.create(f"chat-{run}", "sticky chat", True, MAX_WAIT_S)
-        phone = await sources.create(f"phone-{run}", "phone", False, None, ACCEPT_TIMEOUT_S)
+        chat = await sources.create(
+            f"chat-{run}", "sticky chat", sticky=True, max_wait_s=MAX_WAIT_S
+        )
+        phone = await sources.create(f"phone-{run}", "phone", accept_timeout_s=ACCEPT_TIMEOUT_S)
         both = {olga.id: 50, pavel.id: 50}
         weights = SourceOperatorSettingCRUD(session)
         await weights.replace_source_weights(chat.id, both)

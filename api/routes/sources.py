@@ -45,9 +45,9 @@ async def create_source(body: SourceCreate, session: SessionDep) -> SourceOut:
             source = await sources.create(
                 body.identifier,
                 body.description,
-                body.sticky,
-                body.max_wait_s,
-                body.accept_timeout_s,
+                sticky=body.sticky,
+                max_wait_s=body.max_wait_s,
+                accept_timeout_s=body.accept_timeout_s,
             )
     except IntegrityError:  # created concurrently between the check and the insert
         raise duplicate from None

@@ -16,6 +16,7 @@ class SourceCRUD:
         self,
         identifier: str,
         description: str,
+        *,
         sticky: bool = False,
         max_wait_s: int | None = None,
         accept_timeout_s: int | None = None,

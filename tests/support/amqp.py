@@ -60,11 +60,11 @@ class Inbox:
         return self._items.qsize()
 
 
+@dataclass
 class Bot:
     """Publishes commands to the `interactions` exchange with publisher confirms."""
 
-    def __init__(self, channel: AbstractChannel) -> None:
-        self.channel = channel
+    channel: AbstractChannel
 
     async def create(
         self,

@@ -26,7 +26,13 @@ async def add_source(
     async with sessions() as session, session.begin():
         sources = SourceCRUD(session)
         return (
-            await sources.create(identifier, description, sticky, max_wait_s, accept_timeout_s)
+            await sources.create(
+                identifier,
+                description,
+                sticky=sticky,
+                max_wait_s=max_wait_s,
+                accept_timeout_s=accept_timeout_s,
+            )
         ).id
 
 
