@@ -27,10 +27,11 @@ def is_transient(exc: BaseException) -> bool:
     text = str(error).lower()
     if isinstance(exc, IntegrityError) or isinstance(error, sqlite3.IntegrityError):
         # Two workers inserting the same message_id or contact: the retry sees the winner's row.
-        # A row referring to a lead (its `lead_uuid`) that a concurrent merge removed, or a
+        # A row's foreign key to a lead (`lead_uuid`) that a concurrent merge removed, or a
         # merge removing a lead that a concurrent insert just referred to: the retry reads the
         # survivor, or moves the new row too.
-        return "message_id" in text or "lead_contacts" in text or "lead_uuid" in text
+        lead_gone = "foreign key" in text and "lead_uuid" in text
+        return "message_id" in text or "lead_contacts" in text or lead_gone
     if isinstance(exc, DBAPIError) or isinstance(error, sqlite3.Error):
         return _sqlstate(error) in _TRANSIENT_SQLSTATES or _sqlite_busy(text) or _pg_lost(text)
     return False

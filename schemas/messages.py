@@ -59,10 +59,7 @@ class CreateInteraction(BaseModel):
     @property
     def contacts(self) -> tuple[Contact, ...]:
         """The lead's contacts in this command, normalised, e-mail first."""
-        email, phone, handle = self.email, self.phone, self.handle
-        if phone is None and handle is None and email is not None:  # the common command
-            return (Contact(EMAIL, email),)
-        found = ((EMAIL, email), (PHONE, phone), (HANDLE, handle))
+        found = ((EMAIL, self.email), (PHONE, self.phone), (HANDLE, self.handle))
         return tuple(Contact(kind, value) for kind, value in found if value is not None)
 
     @field_validator("payload")

@@ -32,7 +32,7 @@ class LeadCRUD:
             tuple_(LeadContact.kind, LeadContact.value).in_(sorted(wanted))
         )
         rows = await self.session.execute(stmt)
-        return {Contact(ContactKind(kind), value): lead for kind, value, lead in rows}
+        return {Contact(KIND_OF[kind], value): lead for kind, value, lead in rows}
 
     async def owners_and_leads(
         self, contacts: Iterable[Contact], *, lock: bool = False
