@@ -125,6 +125,7 @@ def stack(
         stack.wait_healthy(within=300)
         measure("up_to_healthy_s", round(time.monotonic() - started, 1))
         stack.follow("worker")
+        stack.image = str(stack.inspect(stack.containers("worker")[0])["Image"])
         yield stack
     measured = request.config.stash.get(MEASUREMENTS, {})
     (folder / "compose-measurements.json").write_text(json.dumps(measured, indent=2) + "\n")

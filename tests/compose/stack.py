@@ -60,6 +60,7 @@ class ComposeStack:
     project: str
     env: dict[str, str]
     folder: Path
+    image: str = ""  # the project image's id, once built
     followed: dict[str, Followed] = field(default_factory=dict)
     exits: list[dict[str, Any]] = field(default_factory=list)
     _threads: list[threading.Thread] = field(default_factory=list)

@@ -8,7 +8,7 @@ stream, deduplicated by event_id; a re-sent event is counted, never a second int
 """
 
 import asyncio
-import itertools
+import contextlib
 import time
 from collections import Counter
 from collections.abc import AsyncIterator
@@ -20,8 +20,9 @@ from aio_pika.abc import AbstractRobustConnection
 
 from tests.compose.conftest import Measure, amqp_url, api_base, api_headers
 from tests.compose.events import CommandEvents, command_events
-from tests.compose.stack import ComposeStack, parse_time, podman
+from tests.compose.stack import ComposeStack, LogLine, parse_time, podman
 from tests.reliability.helpers import publish_creates
+from tests.support.processes import until
 
 pytestmark = pytest.mark.compose
 
@@ -107,6 +108,8 @@ def test_up_waits_for_health_and_migrate(stack: ComposeStack) -> None:
     for service in ("rabbitmq", "postgres"):
         [name] = stack.containers(service)
         assert stack.health(name) == "healthy", name
+    uid = podman("exec", workers[0], "id", "-u").strip()
+    assert uid == "10001", uid  # the workers run as the image's unprivileged user
 
 
 async def test_four_workers_share_5000(
@@ -195,14 +198,23 @@ async def test_scale_up_to_6_then_down_to_2(
 
 
 def test_demo_runs_in_the_network(stack: ComposeStack, measure: Measure) -> None:
+    """The README's `docker-compose run --rm worker demo -n 200`. On Podman, compose 1.29 links
+    a one-off container to the service's running ones and Podman's Docker API has no links
+    ("link is not supported"); there the same demo runs through `migrate` (same image and
+    environment, no running containers to link), and the measurement says so."""
     started = time.monotonic()
-    done = stack.compose("run", "--rm", "worker", "demo", "-n", "200", timeout=300)
+    done = stack.compose("run", "--rm", "worker", "demo", "-n", "200", timeout=300, check=False)
+    via = "worker"
+    if done.returncode != 0 and "link is not supported" in done.stderr:
+        via = "migrate (Podman: no links)"
+        done = stack.compose("run", "--rm", "migrate", "demo", "-n", "200", timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
     measure("demo_200_s", round(time.monotonic() - started, 1))
+    measure("demo_run_via", via)
     output = done.stdout + done.stderr
     assert "200" in output, output[-2000:]
-    assert not stack.containers("worker", running=False) or all(
-        "_run_" not in name for name in stack.containers("worker", running=False)
-    ), "the run container was not removed"
+    leftovers = [n for n in stack.containers(running=False) if "_run_" in n]
+    assert not leftovers, f"run --rm left {leftovers}"
 
 
 async def test_cluster_profile_survives_losing_the_workers_node(
@@ -226,25 +238,34 @@ async def test_cluster_profile_survives_losing_the_workers_node(
     [(node, count)] = nodes.items()  # every worker on the first node that answered
     assert node.startswith("rabbitmq-1") and count == 3, nodes
 
+    # Half the commands before the kill (a fifth of them routed when it comes), half after it:
+    # those can only be routed by workers that moved to another node.
     connection = await aio_pika.connect_robust(amqp_url(stack, "RABBITMQ_CLUSTER_PORT_3"))
     async with connection:
         channel = await connection.channel()
         log = await command_events(channel)
-        publishing = asyncio.create_task(
-            publish_creates(channel, emails("c1", CLUSTER_BURST), source_id, "c1")
-        )
+        before = await publish_creates(channel, emails("c1", CLUSTER_BURST // 2), source_id, "c1")
         await until_seen(log, "c1", CLUSTER_BURST // 5)
+        in_flight = len(before) - log.commands["c1"]
         killed_at = time.monotonic()
         await asyncio.to_thread(stack.compose, "kill", "rabbitmq-1")
-        ids = await publishing
-        await all_arrive(log, "c1", ids, within=300)
+        after = await publish_creates(channel, emails("c2", CLUSTER_BURST // 2), source_id, "c2")
+        await all_arrive(log, "c1", before, within=300)
+        await all_arrive(log, "c2", after, within=300)
         measure("cluster_after_kill_s", round(time.monotonic() - killed_at, 1))
-    assert_exactly_once_in_db(stack, "c1", CLUSTER_BURST)
-    workers = stack.logged("worker-cluster")
-    moved = [w.name for w in workers if w.events("broker reconnected")]
-    assert sorted(moved) == sorted(w.name for w in workers), "a worker did not move node"
-    reconnected = list(
-        itertools.chain.from_iterable(w.events("broker reconnected") for w in workers)
-    )
-    assert all("rabbitmq-1" not in str(line.get("node")) for line in reconnected), reconnected
+    assert_exactly_once_in_db(stack, "c1", len(before))
+    assert_exactly_once_in_db(stack, "c2", len(after))
+    measure("cluster_in_flight_at_kill", in_flight)
     measure("cluster_redelivered_events", log.duplicates)
+
+    def moved() -> list[LogLine]:
+        return [
+            line for w in stack.logged("worker-cluster") for line in w.events("broker reconnected")
+        ]
+
+    with contextlib.suppress(TimeoutError):  # (a log line is written a moment after the fact)
+        await until(lambda: len(moved()) >= 3, within=60, every=1.0)
+    nodes_now = Counter(str(line.get("node")) for line in moved())
+    assert sum(nodes_now.values()) == 3, f"not every worker moved: {nodes_now}"
+    assert not any(node.startswith("rabbitmq-1") for node in nodes_now), nodes_now
+    measure("cluster_workers_moved_to", dict(nodes_now))
