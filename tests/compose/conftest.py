@@ -127,6 +127,7 @@ def stack(
         stack.follow("worker")
         stack.image = str(stack.inspect(stack.containers("worker")[0])["Image"])
         yield stack
+    measure("podman_transient_retries", stack.transient_retries)
     measured = request.config.stash.get(MEASUREMENTS, {})
     (folder / "compose-measurements.json").write_text(json.dumps(measured, indent=2) + "\n")
 

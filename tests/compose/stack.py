@@ -21,6 +21,7 @@ from typing import Any
 from tests.compose.runtime import ROOT
 
 LogLine = dict[str, Any]
+TRANSIENT = "/cgroup: no such process"
 
 
 def parse_time(value: str) -> datetime:
@@ -61,6 +62,7 @@ class ComposeStack:
     env: dict[str, str]
     folder: Path
     image: str = ""  # the project image's id, once built
+    transient_retries: int = 0
     followed: dict[str, Followed] = field(default_factory=dict)
     exits: list[dict[str, Any]] = field(default_factory=list)
     _threads: list[threading.Thread] = field(default_factory=list)
@@ -82,9 +84,15 @@ class ComposeStack:
             str(ROOT / "docker-compose.yml"),
             *args,
         ]
-        done = subprocess.run(
-            command, env=self.env, capture_output=True, text=True, timeout=timeout, cwd=ROOT
-        )
+        for _attempt in range(3):
+            done = subprocess.run(
+                command, env=self.env, capture_output=True, text=True, timeout=timeout, cwd=ROOT
+            )
+            # Podman 4.3 now and then loses a race with a process that just exited ("read
+            # /proc/N/cgroup: no such process"); `up` is idempotent, so it is simply run again.
+            if not ("up" in args and TRANSIENT in done.stderr and done.returncode != 0):
+                break
+            self.transient_retries += 1
         with (self.folder / "compose.log").open("a") as log:
             log.write(
                 f"$ {' '.join(command[7:])}  -> {done.returncode}\n{done.stdout}{done.stderr}\n"
