@@ -58,6 +58,8 @@ def run_demo(
         return asyncio.run(_demo(settings, count, timeout_s, keep_open))
     except (DemoError, ScenarioError) as exc:
         print(redact(f"leadrouter demo: {exc}"), file=sys.stderr)
+    except nodes.NoNodeAnswered:
+        raise  # a start-up failure: its own line and exit code (cli/startup_errors.py)
     except ConnectionError as exc:
         print(
             redact(f"leadrouter demo: cannot reach the broker (AMQP_URL): {exc}"), file=sys.stderr

@@ -58,6 +58,17 @@ def configure_logging(log_format: Literal["console", "json"], level: int = loggi
     root.setLevel(level)
     for noisy in ("aio_pika", "aiormq", "sqlalchemy.engine", "alembic.runtime.plugins"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    transport = logging.getLogger("aiormq.connection")
+    if not any(isinstance(f, _SaidByUs) for f in transport.filters):
+        transport.addFilter(_SaidByUs())
+
+
+class _SaidByUs(logging.Filter):
+    """Drops aiormq's "error when creating transport": a first connection's failure is the
+    command's one start-up line, a reconnect's is in "broker connection lost" (nodes.py)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("error when creating transport")
 
 
 def json_line(event_dict: structlog.typing.EventDict, **dumps_kw: Any) -> str:

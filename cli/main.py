@@ -147,7 +147,27 @@ def main(argv: Sequence[str] | None = None) -> None:
         sys.exit(0)
     settings = load_settings()
     configure_logging(settings.resolved_log_format)
-    sys.exit(_dispatch(args, settings))
+    sys.exit(_run(args, settings))
+
+
+def _run(args: argparse.Namespace, settings: Settings) -> int:
+    """A broker or database that refuses at start ends in one line and its exit code
+    (cli/startup_errors.py); anything else keeps its (masked) traceback."""
+    try:
+        return _dispatch(args, settings)
+    except Exception as exc:
+        from cli.startup_errors import explain
+
+        command = " ".join(
+            str(part)
+            for part in (args.command, getattr(args, "db_command", None))
+            if part is not None
+        )
+        failure = explain(command, exc)
+        if failure is None:
+            raise
+        print(failure.line, file=sys.stderr)
+        return int(failure.code)
 
 
 def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
