@@ -15,6 +15,7 @@
   const POLL_AFTER_FAILURES = 3; // then poll snapshots until the stream works again
   const POLL_MS = 5000;
   const MAX_BACKOFF_MS = 15000;
+  const RATE_SECONDS = 10; // the "routed / s" tile's window
 
   const $ = (id) => document.getElementById(id);
   const state = {
@@ -242,11 +243,20 @@
     $('dead-letters').parentElement.classList.toggle('alert', s.dead_letters > 0);
     text('broker', s.broker);
     $('broker').parentElement.classList.toggle('alert', s.broker !== 'ok');
-    const since = Math.floor(s.generated_at ? Date.parse(s.generated_at) / 1000 : 0) - 10;
-    const recent = s.flow.points.filter(([second]) => second >= since);
-    const total = recent.reduce((sum, [, count]) => sum + count, 0);
-    text('rate', (total / 10).toFixed(1));
+    renderRate();
     tickWaits();
+  }
+
+  /* Routed in the last 10 whole seconds of the server's clock, redrawn every second: an
+     unchanged snapshot is not sent again, so the rate must fall by itself when nothing happens. */
+  function renderRate() {
+    const snapshot = state.snapshot;
+    if (!snapshot) return;
+    const end = Math.floor(now() / 1000);
+    const total = snapshot.flow.points
+      .filter(([second]) => second > end - RATE_SECONDS && second <= end)
+      .reduce((sum, [, count]) => sum + count, 0);
+    text('rate', (total / RATE_SECONDS).toFixed(1));
   }
 
   function el(tag, className, content) {
@@ -544,6 +554,7 @@
     setInterval(() => {
       if (!state.snapshot) return;
       tickWaits();
+      renderRate();
       renderFlow();
     }, 1000);
     window.addEventListener('resize', resizeCharts);
