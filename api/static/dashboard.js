@@ -321,17 +321,22 @@
     let rowHeight = 0;
     for (const card of cards) {
       const name = card.querySelector('.name');
-      need = Math.max(need, card.offsetWidth - name.clientWidth + name.scrollWidth + 1);
+      const text = document.createRange();
+      text.selectNodeContents(name); // the whole name's width, whatever its box's
+      const whole = Math.ceil(text.getBoundingClientRect().width);
+      need = Math.max(need, card.offsetWidth - name.clientWidth + whole + 1);
       rowHeight = Math.max(rowHeight, card.offsetHeight);
     }
     const width = grid.clientWidth;
     const top = grid.getBoundingClientRect().top + window.scrollY;
     const room = Math.max(window.innerHeight - top, 6 * (rowHeight + rowGap));
     const rows = Math.max(1, Math.floor((room + rowGap) / (rowHeight + rowGap)));
+    // As many columns as the screen's height asks for, each as wide as the names need: a
+    // few operators make a list across the panel, 200 a grid of cards.
     const columns = Math.ceil(cards.length / rows);
     const fitsHeight = (width - (columns - 1) * gap) / columns;
     const base = CARD_REM * rem;
-    const chosen = Math.max(base, Math.min(need, fitsHeight, width));
+    const chosen = columns === 1 ? width : Math.max(base, Math.min(need, fitsHeight, width));
     grid.style.setProperty('--card-min', `${Math.floor(chosen)}px`);
   }
 
