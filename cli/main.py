@@ -147,14 +147,14 @@ def main(argv: Sequence[str] | None = None) -> None:
         sys.exit(0)
     settings = load_settings()
     configure_logging(settings.resolved_log_format)
-    sys.exit(_run(args, settings))
+    sys.exit(_dispatch(args, settings))
 
 
-def _run(args: argparse.Namespace, settings: Settings) -> int:
+def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
     """A broker or database that refuses at start ends in one line and its exit code
     (cli/startup_errors.py); anything else keeps its (masked) traceback."""
     try:
-        return _dispatch(args, settings)
+        return _dispatch_command(args, settings)
     except Exception as exc:
         from cli.startup_errors import explain
 
@@ -170,7 +170,7 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         return int(failure.code)
 
 
-def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
+def _dispatch_command(args: argparse.Namespace, settings: Settings) -> int:
     if args.command == "worker":
         from cli.worker_cmd import run_worker
 

@@ -123,23 +123,14 @@ def follow_nodes(connection: RobustConnection, nodes: Sequence[str], current: in
     """After each loss or failed reconnect, the next attempt goes to the next node, in a ring."""
     position = current
 
-    def next_node(_sender: object, *reason: object) -> None:
+    def next_node(_sender: object, *_reason: object) -> None:
         nonlocal position
         if connection.close_called:
             return  # closed on purpose: nothing to reconnect
         lost = nodes[position]
         position = (position + 1) % len(nodes)
         connection.url = URL(nodes[position])
-        # aiormq's own "error when creating transport" is filtered out (cli/logging_setup.py):
-        # the reason is said here, once, in our words.
-        error = next((r for r in reason if isinstance(r, BaseException)), None)
-        detail = None if error is None else classify(lost, error, CONNECT_TIMEOUT_S).detail
-        log.warning(
-            "broker connection lost",
-            node=where(lost),
-            next_node=where(nodes[position]),
-            error=detail,
-        )
+        log.warning("broker connection lost", node=where(lost), next_node=where(nodes[position]))
 
     def reconnected(_sender: object, *_args: object) -> None:
         log.info("broker reconnected", node=where(connection.url))
