@@ -10,6 +10,7 @@ import sys
 
 from cli import dead_letters
 from cli.table import render_table
+from messaging.nodes import NoNodeAnswered
 from messaging.topology import COMMANDS_EXCHANGE, DEAD_QUEUE
 from schemas.redact import redact
 from schemas.settings import Settings
@@ -19,13 +20,16 @@ ERROR_CHARS = 90
 
 
 def run_dlq(args: argparse.Namespace, settings: Settings) -> int:
-    """Broker problems end in one line on stderr and exit code 2, not a traceback."""
+    """Broker problems end in one line on stderr, not a traceback: a broker that refuses at
+    start with its own exit code (cli/startup_errors.py), a later loss with 2."""
     try:
         if args.dlq_command == "list":
             return list_command(settings.amqp_url, args.limit, full=args.full)
         return replay_command(settings.amqp_url, args.limit, assume_yes=args.yes)
     except dead_letters.TopologyMissing as exc:
         print(f"leadrouter: {exc}", file=sys.stderr)
+    except NoNodeAnswered:
+        raise  # a start-up failure: its own line and exit code (cli/startup_errors.py)
     except ConnectionError as exc:
         reason = redact(str(exc))
         print(f"leadrouter: cannot reach the broker (AMQP_URL): {reason}", file=sys.stderr)

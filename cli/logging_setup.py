@@ -51,6 +51,10 @@ def configure_logging(log_format: Literal["console", "json"], level: int = loggi
             renderer,
         ],
     )
+    transport = logging.getLogger("aiormq.connection")
+    if not any(isinstance(f, _SaidByUs) for f in transport.filters):
+        transport.addFilter(_SaidByUs())
+
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(formatter)
     root = logging.getLogger()
@@ -58,6 +62,15 @@ def configure_logging(log_format: Literal["console", "json"], level: int = loggi
     root.setLevel(level)
     for noisy in ("aio_pika", "aiormq", "sqlalchemy.engine", "alembic.runtime.plugins"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+class _SaidByUs(logging.Filter):
+    """Drops aiormq's "error when creating transport": a first connection's failure is the
+    command's one start-up line (cli/startup_errors.py), a lost one's is "broker connection
+    lost" (messaging/nodes.py)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("error when creating transport")
 
 
 def json_line(event_dict: structlog.typing.EventDict, **dumps_kw: Any) -> str:
