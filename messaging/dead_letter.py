@@ -21,7 +21,7 @@ from aio_pika.abc import AbstractIncomingMessage
 from aiormq import spec
 from pamqp import common
 
-from messaging.lenient_strings import UnreadableTimestamp, is_utf8, printable
+from messaging.lenient_strings import Undecodable, UnreadableTimestamp, is_utf8, printable
 
 ERROR_HEADER = "x-error"
 ROUTING_KEY_HEADER = "x-original-routing-key"
@@ -29,6 +29,7 @@ EXCHANGE_HEADER = "x-original-exchange"
 HEADER_NAMES_HEADER = "x-original-header-names"
 TIMESTAMP_HEADER = "x-original-timestamp"
 DROPPED_HEADER = "x-dropped-headers"
+UNDECODABLE_HEADER = "x-undecodable-headers"
 ORIGINAL_PREFIX = "x-original-"
 # The short-string properties a letter carries over (aio-pika's names; `type` is AMQP's `type`).
 SHORT_STRINGS = (
@@ -44,6 +45,7 @@ SHORT_STRINGS = (
 CONTENT_HEADER_OVERHEAD = 8 + 14
 MAX_FIELD_NAME_BYTES = 128  # AMQP's limit for a field-table name (pamqp cuts longer ones)
 MAX_SHORT_STRING_BYTES = 255
+_ERRORS = "surrogateescape"
 MAX_ERROR_CHARS = 300  # `x-error`, whatever it says (worker/reasons.py writes the reasons)
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
 
@@ -62,44 +64,44 @@ def original_property_header(name: str) -> str:
 
 def build_letter(original: AbstractIncomingMessage, reason: str, frame_max: int) -> Letter:
     notes: list[str] = []
-    headers, original_names = _readable_table(dict(original.headers or {}))
-    if original_names:
-        headers[HEADER_NAMES_HEADER] = [bytearray(name) for name in original_names]
-        notes.append(f"header names not UTF-8: escaped, their bytes in {HEADER_NAMES_HEADER}")
+    originals, bad_names = _readable_table(dict(original.headers or {}))
+    ours: dict[str, Any] = {}  # what the letter adds; set last, so a publisher cannot forge it
+    if bad_names:
+        ours[HEADER_NAMES_HEADER] = [bytearray(name) for name in bad_names]
+        notes.append(f"header names escaped, original bytes in {HEADER_NAMES_HEADER}")
     kept: dict[str, Any] = {}
     escaped: list[str] = []
     for name in SHORT_STRINGS:
         value = getattr(original, name)
         if isinstance(value, str) and not is_utf8(value):
-            raw = value.encode("utf-8", "surrogateescape")
-            headers[original_property_header(name)] = bytearray(raw)
+            ours[original_property_header(name)] = bytearray(value.encode("utf-8", _ERRORS))
             value = _cut(printable(value), MAX_SHORT_STRING_BYTES)
             escaped.append(name)
         kept[name] = value
     if escaped:
-        notes.append(f"{', '.join(escaped)} not UTF-8: escaped, bytes in x-original-<property>")
+        aside = ", ".join(original_property_header(name) for name in escaped)
+        notes.append(f"escaped in this letter, original bytes in {aside}")
     timestamp = original.timestamp
     if isinstance(timestamp, UnreadableTimestamp):
-        headers[TIMESTAMP_HEADER] = bytearray(common.Struct.timestamp.pack(timestamp.raw))
+        ours[TIMESTAMP_HEADER] = bytearray(common.Struct.timestamp.pack(timestamp.raw))
         notes.append(f"timestamp out of range: dropped, bytes in {TIMESTAMP_HEADER}")
         timestamp = None
-    headers[ROUTING_KEY_HEADER] = original.routing_key or ""
-    headers[EXCHANGE_HEADER] = original.exchange or ""
-    ours = set(headers) - set(original.headers or {}) | {HEADER_NAMES_HEADER}
-    droppable = sorted(
-        (name for name in headers if name not in ours),
-        key=lambda name: len(_entry_bytes(name, headers[name])),
-        reverse=True,
-    )
+    if undecodable := [name for name, value in originals.items() if _holds_undecodable(value)]:
+        ours[UNDECODABLE_HEADER] = undecodable
+        notes.append(f"undecodable header(s) kept as byte arrays: {', '.join(undecodable[:3])}")
+    ours[ROUTING_KEY_HEADER] = original.routing_key or ""
+    ours[EXCHANGE_HEADER] = original.exchange or ""
+    droppable: list[str] | None = None  # biggest first, worked out only when needed
     dropped: list[str] = []
     while True:
-        headers[ERROR_HEADER] = _error(reason, notes, dropped)
+        ours[ERROR_HEADER] = _error(reason, notes, dropped)
         if dropped:
-            headers[DROPPED_HEADER] = len(dropped)
+            ours[DROPPED_HEADER] = len(dropped)
+        headers = {k: v for k, v in originals.items() if k not in ours and k not in dropped}
         properties = spec.Basic.Properties(
             content_type=kept["content_type"],
             content_encoding=kept["content_encoding"],
-            headers=headers,
+            headers=headers | ours,
             delivery_mode=DeliveryMode.PERSISTENT,
             priority=original.priority,
             correlation_id=kept["correlation_id"],
@@ -109,10 +111,26 @@ def build_letter(original: AbstractIncomingMessage, reason: str, frame_max: int)
             message_type=kept["type"],
             app_id=kept["app_id"],
         )
-        if not droppable or fits(properties, frame_max):
+        if fits(properties, frame_max):
             return Letter(original.body, properties, bool(notes or dropped))
-        dropped.append(name := droppable.pop(0))
-        del headers[name]
+        if droppable is None:
+            droppable = sorted(headers, key=lambda k: len(_entry_bytes(k, headers[k])))
+        if not droppable:
+            return Letter(original.body, properties, bool(notes or dropped))
+        dropped.append(droppable.pop())
+
+
+def bare_letter(original: AbstractIncomingMessage, reason: str) -> Letter:
+    """The body, the reason and where it came from, nothing else: what is sent if building
+    the full letter failed, so that no original can make its own dead letter impossible."""
+    headers: dict[str, Any] = {
+        ERROR_HEADER: _error(reason, ["properties and headers not kept (unreadable)"], []),
+        ROUTING_KEY_HEADER: printable(original.routing_key or ""),
+        EXCHANGE_HEADER: printable(original.exchange or ""),
+        DROPPED_HEADER: len(original.headers or {}),
+    }
+    properties = spec.Basic.Properties(headers=headers, delivery_mode=DeliveryMode.PERSISTENT)
+    return Letter(original.body, properties, True)
 
 
 def fits(properties: spec.Basic.Properties, frame_max: int) -> bool:
@@ -164,6 +182,30 @@ def _readable_value(value: Any, names: list[bytes]) -> Any:
     if isinstance(value, bytes):
         return bytearray(value)
     return value
+
+
+def _holds_undecodable(value: Any) -> bool:
+    if isinstance(value, Undecodable):
+        return True
+    items = value.values() if isinstance(value, dict) else value if isinstance(value, list) else ()
+    return any(_holds_undecodable(item) for item in items)
+
+
+def alteration(headers: dict[str, Any]) -> str | None:
+    """Why a letter is not its original any more (so a replay would not send the original),
+    or None. Read from the markers `build_letter` leaves."""
+    escaped = [n for n in SHORT_STRINGS if original_property_header(n) in headers]
+    if escaped:
+        return f"{', '.join(escaped)} was not UTF-8 (escaped in the letter)"
+    if HEADER_NAMES_HEADER in headers:
+        return "header names were not UTF-8 (escaped in the letter)"
+    if TIMESTAMP_HEADER in headers:
+        return "its timestamp was out of range (dropped from the letter)"
+    if UNDECODABLE_HEADER in headers:
+        return "a header could not be decoded (kept as a byte array)"
+    if DROPPED_HEADER in headers:
+        return f"{headers[DROPPED_HEADER]} header(s) were dropped to fit the frame size"
+    return None
 
 
 def _cut(text: str, limit: int) -> str:

@@ -15,7 +15,7 @@ from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractIncomingMess
 from aiormq import spec
 from aiormq.exceptions import AMQPError, DeliveryError, PublishError
 
-from messaging.dead_letter import build_letter
+from messaging.dead_letter import bare_letter, build_letter
 from messaging.lenient_strings import printable
 from messaging.topology import DEAD_LETTER_EXCHANGE, DEAD_QUEUE, restore_dead_letter_queue
 from messaging.tracing import trace_headers
@@ -74,7 +74,11 @@ class EventPublisher:
         more; if that fails too, `DeadLetterNotStored` (the caller keeps the original)."""
         underlay = cast(aiormq.Channel, await self.channel.get_underlay_channel())
         frame_max = underlay.connection.connection_tune.frame_max
-        letter = build_letter(original, reason, frame_max)
+        try:
+            letter = build_letter(original, reason, frame_max)
+        except Exception:
+            log.exception("could not build the dead letter; sending the body and reason only")
+            letter = bare_letter(original, reason)
         if not letter.properties.message_id:  # as aiormq would: it matches returns by this id
             letter.properties.message_id = uuid.uuid4().hex
         routing_key = original.routing_key or ""
