@@ -11,7 +11,6 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
-import aiormq.abc
 from aio_pika import ExchangeType
 from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractQueue
 from aiormq.exceptions import ChannelPreconditionFailed
@@ -147,10 +146,12 @@ async def _exchange(channel: AbstractChannel, name: str, kind: ExchangeType) -> 
         return await channel.declare_exchange(name, kind, durable=True)
 
 
-async def restore_dead_letter_queue(connection: aiormq.abc.AbstractConnection) -> None:
+async def restore_dead_letter_queue(on: AbstractChannel) -> None:
     """Declare `interactions.dead` and its binding again (deleted by hand, by a policy, by a
-    restore), as `declare_topology` does at start. On a channel of its own: if the broker
-    refuses (a queue of that name with other settings), only that channel closes."""
+    restore), as `declare_topology` does at start. On a channel of its own (on the connection
+    of `on`): if the broker refuses (a queue of that name with other settings), only that
+    channel closes."""
+    connection = (await on.get_underlay_channel()).connection
     channel = await connection.channel()
     try:
         await channel.exchange_declare(DEAD_LETTER_EXCHANGE, exchange_type="fanout", durable=True)

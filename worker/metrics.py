@@ -18,10 +18,6 @@ class WorkerMetrics(MetricSet):
         self.dead_lettered = self.counter(
             "messages_dead_lettered", "Messages sent to interactions.dead", "reason"
         )
-        self.dead_letters_returned = self.counter(
-            "dead_letters_returned",
-            "Dead letters the broker returned (interactions.dead missing or unbound)",
-        )
         self.reply_to_ignored = self.counter(
             "reply_to_ignored",
             "Commands whose reply_to named one of the service's own queues",
@@ -41,5 +37,9 @@ class WorkerMetrics(MetricSet):
             "end_to_end_seconds",
             "Inbound AMQP timestamp to event confirmed",
             buckets=SECONDS_BUCKETS,
+        )
+        self.dead_letters_returned = self.counter(
+            "dead_letters_returned",
+            "Dead letters the broker returned (interactions.dead missing or unbound)",
         )
         self.load = LoadGauges(self.registry)

@@ -21,8 +21,9 @@ from db.retry import RetriesExhausted, retry_transient
 from db.transactions import TransactionRunner
 from db.types import utcnow
 from messaging import tracing
+from messaging.dead_letter_sender import DeadLetterNotStored, LetterStored
 from messaging.lenient_strings import printable, short_string_properties
-from messaging.publisher import DeadLetterNotStored, EventPublisher, LetterStored
+from messaging.publisher import EventPublisher
 from messaging.topology import is_own_queue
 from routing.commands import AcceptRequest, CloseRequest, CreateRequest, Envelope, Request
 from routing.outcomes import RefusalClass, Refused, Routed, RoutingOutcome
@@ -145,6 +146,35 @@ class BatchProcessor:
             confirmed.add_done_callback(lambda done: _end_publish_span(span, done))
         return confirmed
 
+    async def _dead_letter(self, routed: RoutedBatch, key: int, refusal: Refused) -> None:
+        """A letter the broker could not store leaves its original unacked (`unstored`)."""
+        message = routed.deliveries[key].message
+        try:
+            stored = await self.publisher.dead_letter(message, refusal.reason)
+            routed.unstored.discard(key)  # sent again after a publish failure: stored now
+        except DeadLetterNotStored as exc:
+            routed.unstored.add(key)
+            self.metrics.dead_letters_returned.inc()
+            log.error(
+                "dead letter not stored: interactions.dead is missing or not bound to "
+                "interactions.dlx; the message goes back to its queue. Fix: start a worker "
+                "(it declares the queue) or declare interactions.dead and bind it",
+                message_id=printable(message.message_id or "") or None,
+                reason=refusal.reason,
+                error=one_line(str(exc)),
+            )
+            return
+        if stored is LetterStored.AFTER_RESTORE:
+            self.metrics.dead_letters_returned.inc()
+
+    async def _requeue_unstored(self, routed: RoutedBatch) -> None:
+        """Before the batch's ack (a `multiple` ack would take them too): back to the queue."""
+        if not routed.unstored:
+            return
+        await asyncio.sleep(self.config.unstored_letter_backoff_s)
+        for key in sorted(routed.unstored):
+            await routed.deliveries[key].message.nack(requeue=True)
+
     async def settle(
         self,
         routed: RoutedBatch,
@@ -170,34 +200,6 @@ class BatchProcessor:
             self.ledger.abandoned(routed.event_ids)
             raise
         self.ledger.confirmed(routed.event_ids)
-
-    async def _dead_letter(self, routed: RoutedBatch, key: int, refusal: Refused) -> None:
-        """A letter the broker could not store leaves its original unacked (`unstored`)."""
-        message = routed.deliveries[key].message
-        try:
-            stored = await self.publisher.dead_letter(message, refusal.reason)
-        except DeadLetterNotStored as exc:
-            routed.unstored.add(key)
-            self.metrics.dead_letters_returned.inc()
-            log.error(
-                "dead letter not stored: interactions.dead is missing or not bound to "
-                "interactions.dlx; the message goes back to its queue. Fix: start a worker "
-                "(it declares the queue) or declare interactions.dead and bind it",
-                message_id=printable(message.message_id or "") or None,
-                reason=refusal.reason,
-                error=one_line(str(exc)),
-            )
-            return
-        if stored is LetterStored.AFTER_RESTORE:
-            self.metrics.dead_letters_returned.inc()
-
-    async def _requeue_unstored(self, routed: RoutedBatch) -> None:
-        """Before the batch's ack (a `multiple` ack would take them too): back to the queue."""
-        if not routed.unstored:
-            return
-        await asyncio.sleep(self.config.unstored_letter_backoff_s)
-        for key in sorted(routed.unstored):
-            await routed.deliveries[key].message.nack(requeue=True)
 
     async def fire_timers(self) -> int:
         """Waiting interactions past their source's SLA, then offers past their deadline: each
