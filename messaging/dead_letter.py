@@ -134,8 +134,31 @@ def bare_letter(original: AbstractIncomingMessage, reason: str) -> Letter:
 
 
 def fits(properties: spec.Basic.Properties, frame_max: int) -> bool:
-    """The content header must travel in one frame (frame_max 0: the broker set no limit)."""
-    return not frame_max or len(properties.marshal()) + CONTENT_HEADER_OVERHEAD <= frame_max
+    """The content header must travel in one frame (frame_max 0: the broker set no limit).
+    Encoded only when a cheap upper bound of its size does not settle it."""
+    if not frame_max:
+        return True
+    bound = _upper_bound(properties.headers or {}) + _OTHER_PROPERTIES_BOUND
+    if bound + CONTENT_HEADER_OVERHEAD <= frame_max:
+        return True
+    return len(properties.marshal()) + CONTENT_HEADER_OVERHEAD <= frame_max
+
+
+# Every property but the headers: at most 8 short strings and a few fixed-size fields.
+_OTHER_PROPERTIES_BOUND = 8 * 256 + 64
+
+
+def _upper_bound(value: Any) -> int:
+    """At least the encoded size of a field value (UTF-8 is at most 4 bytes a character)."""
+    if isinstance(value, str):
+        return 5 + 4 * len(value)
+    if isinstance(value, bytes | bytearray):
+        return 5 + len(value)
+    if isinstance(value, dict):
+        return 5 + sum(2 + 4 * len(k) + _upper_bound(v) for k, v in value.items())
+    if isinstance(value, list):
+        return 5 + sum(_upper_bound(item) for item in value)
+    return 16  # numbers, booleans, void, timestamps, decimals
 
 
 def _error(reason: str, notes: list[str], dropped: list[str]) -> str:

@@ -43,6 +43,10 @@ class DeadLetterSender:
         # Letters in flight by message_id: aiormq matches a return to its publish by
         # message_id, so two letters with one id must not be in flight together.
         self._in_flight: dict[str, asyncio.Future[None]] = {}
+        # Declarations of interactions.dead so far: a batch's letters returned together
+        # declare it once, not once each.
+        self._restores = 0
+        self._restoring = asyncio.Lock()
 
     async def send(self, original: AbstractIncomingMessage, reason: str) -> LetterStored:
         underlay = cast(aiormq.Channel, await self.channel.get_underlay_channel())
@@ -50,6 +54,7 @@ class DeadLetterSender:
         routing_key = original.routing_key or ""
         message_id = cast(str, letter.properties.message_id)
         async with self._one_per_id(message_id):
+            restores = self._restores
             if await self._publish(underlay, routing_key, letter):
                 return LetterStored.AT_ONCE
             log.warning(
@@ -58,12 +63,19 @@ class DeadLetterSender:
                 message_id=printable(original.message_id or "") or None,
             )
             try:
-                await restore_dead_letter_queue(self.channel)
+                await self._restore(since=restores)
             except (AMQPError, ConnectionError) as exc:
                 raise DeadLetterNotStored(f"could not declare {DEAD_QUEUE}: {exc}") from exc
             if await self._publish(underlay, routing_key, letter):
                 return LetterStored.AFTER_RESTORE
         raise DeadLetterNotStored(f"returned again after declaring {DEAD_QUEUE}")
+
+    async def _restore(self, since: int) -> None:
+        """Declare the queue again, unless that was done after this letter was sent."""
+        async with self._restoring:
+            if self._restores == since:
+                await restore_dead_letter_queue(self.channel)
+                self._restores += 1
 
     @staticmethod
     def _letter(original: AbstractIncomingMessage, reason: str, frame_max: int) -> Letter:
