@@ -10,7 +10,7 @@ worker's events, however late their confirms, are never re-sent by another. Re-s
 keep their `event_id` and body (`sequence` included).
 """
 
-from collections.abc import Awaitable, Callable, Container, Sequence
+from collections.abc import Awaitable, Callable, Sequence, Set
 from datetime import timedelta
 
 import structlog
@@ -67,9 +67,7 @@ class OutboxRelay:
         async with self.session_factory() as session, session.begin():
             await OutboxOwnerCRUD(session).release(self.owner)
 
-    async def publish_pending(
-        self, older_than: timedelta, skip: Container[str] = frozenset()
-    ) -> int:
+    async def publish_pending(self, older_than: timedelta, skip: Set[str] = frozenset()) -> int:
         """Claim and publish the stuck events of gone owners, then publish this worker's own
         unconfirmed events older than `older_than`, oldest first; returns how many.
 
@@ -98,13 +96,17 @@ class OutboxRelay:
     async def _publish_chunks(
         self,
         chunk: Callable[[int], Awaitable[Sequence[RelayedRow]]],
-        skip: Container[str],
+        skip: Set[str],
     ) -> int:
         total, after_id = 0, 0
         while True:
+            # In flight before the read too: an event recorded while the read ran is no
+            # longer in flight after it, but the read may still have found it unpublished.
+            before = frozenset(skip)
             rows = await chunk(after_id)
             after_id = rows[-1].id if rows else after_id
-            events = [_pending(row) for row in rows if row.event_id not in skip]
+            skipped = before | skip
+            events = [_pending(row) for row in rows if row.event_id not in skipped]
             if events:
                 with tracing.span("leadrouter.publish", attributes={"leadrouter.relay": True}):
                     await self.publisher.publish_events(events)
