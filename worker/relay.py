@@ -80,9 +80,13 @@ class OutboxRelay:
         return claimed + own
 
     async def _claim(self, _after_id: int) -> Sequence[RelayedRow]:
+        now = utcnow()
+        async with self.session_factory() as session:
+            await begin_read_only(session)
+            if not await OutboxCRUD(session).any_stuck(self.owner, now, self.lease):
+                return []
         async with self.session_factory() as session, session.begin():
-            crud = OutboxCRUD(session)
-            return await crud.claim_stuck(self.owner, utcnow(), self.lease, RELAY_CHUNK)
+            return await OutboxCRUD(session).claim_stuck(self.owner, now, self.lease, RELAY_CHUNK)
 
     def _own(self, older_than: timedelta) -> Callable[[int], Awaitable[Sequence[RelayedRow]]]:
         async def read(after_id: int) -> Sequence[RelayedRow]:

@@ -4,7 +4,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import NamedTuple, cast
 
-from sqlalchemy import Table, and_, func, insert, or_, select, update
+from sqlalchemy import Select, Table, and_, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from db.models import OutboxEvent, OutboxOwner
@@ -97,20 +97,7 @@ class OutboxCRUD:
         owner's lease ran out (or its row is gone), or they have none (the API's) and are older
         than a lease. One statement, its rows locked `SKIP LOCKED` on PostgreSQL (SQLite has
         one writer), so two relays never claim one event; oldest first."""
-        live = select(OutboxOwner.id).where(OutboxOwner.lease_until > now)
-        stuck = (
-            select(OutboxEvent.id)
-            .where(
-                OutboxEvent.published_at.is_(None),
-                or_(
-                    and_(OutboxEvent.owner.is_(None), OutboxEvent.created_at <= now - lease),
-                    and_(OutboxEvent.owner != owner, OutboxEvent.owner.not_in(live)),
-                ),
-            )
-            .order_by(OutboxEvent.id)
-            .limit(limit)
-            .with_for_update(skip_locked=True)
-        )
+        stuck = _stuck(owner, now, lease).limit(limit).with_for_update(skip_locked=True)
         stmt = (
             update(OutboxEvent)
             .where(OutboxEvent.id.in_(stuck.scalar_subquery()))
@@ -120,6 +107,28 @@ class OutboxCRUD:
         )
         rows = [RelayedRow(*row) for row in await self.session.execute(stmt)]
         return sorted(rows, key=lambda row: row.id)
+
+    async def any_stuck(self, owner: str, now: datetime, lease: timedelta) -> bool:
+        """Whether `claim_stuck` would find anything: asked first in a read-only transaction,
+        so that on SQLite an idle relay does not queue for the write lock every interval."""
+        found = await self.session.scalar(_stuck(owner, now, lease).limit(1))
+        return found is not None
+
+
+def _stuck(owner: str, now: datetime, lease: timedelta) -> Select[int]:
+    """Unconfirmed events nobody but `owner` could answer for, oldest first."""
+    live = select(OutboxOwner.id).where(OutboxOwner.lease_until > now)
+    return (
+        select(OutboxEvent.id)
+        .where(
+            OutboxEvent.published_at.is_(None),
+            or_(
+                and_(OutboxEvent.owner.is_(None), OutboxEvent.created_at <= now - lease),
+                and_(OutboxEvent.owner != owner, OutboxEvent.owner.not_in(live)),
+            ),
+        )
+        .order_by(OutboxEvent.id)
+    )
 
 
 async def record_published(

@@ -72,7 +72,11 @@ async def test_only_a_gone_owners_events_are_claimed_and_each_by_one_relay(
             .values(created_at=utcnow() - LEASE - timedelta(seconds=1))
         )
 
+    async with sessions() as session:
+        assert await OutboxCRUD(session).any_stuck("a", utcnow(), LEASE)
     first, second = await claim(sessions, "a"), await claim(sessions, "b")
+    async with sessions() as session:
+        assert not await OutboxCRUD(session).any_stuck("b", utcnow(), LEASE)
 
     assert [row.event_id for row in first] == [gone, api_old]  # oldest first
     assert second == []
