@@ -14,7 +14,7 @@ from sqlalchemy import select
 
 from db.models import Interaction, OutboxEvent
 from messaging.topology import EVENTS_EXCHANGE
-from tests.reliability.conftest import FAST, FleetFactory, Sessions
+from tests.reliability.conftest import KILLED_LEASE_S, FleetFactory, Sessions
 from tests.reliability.helpers import (
     assert_event_order,
     assert_every_event_published,
@@ -26,11 +26,8 @@ from tests.reliability.helpers import (
 )
 from tests.support.amqp import Bot
 from tests.support.processes import until
-from worker.relay import lease_for
 
 pytestmark = pytest.mark.slow
-# The killed worker's unconfirmed events are re-sent once its outbox lease has run out.
-KILLED_LEASE_S = lease_for(FAST["outbox_relay_interval_s"]).total_seconds()
 MESSAGES = 5000  # enough that a fast worker still has thousands left when killed
 EMAILS = 700  # repeated e-mails: many interactions share one Lead
 
