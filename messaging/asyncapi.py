@@ -494,7 +494,10 @@ def _info() -> dict[str, Any]:
         "description": "Routes customer interactions from RabbitMQ to operators. Bots and "
         f"services publish commands to the topic exchange `{topology.COMMANDS_EXCHANGE}`; "
         "`leadrouter worker` consumes them from durable quorum queues, assigns operators and "
-        f"publishes events to the topic exchange `{topology.EVENTS_EXCHANGE}`. Whatever "
+        f"publishes events to the topic exchange `{topology.EVENTS_EXCHANGE}`: at least "
+        "once, and in steady state exactly once; each carries a `sequence` (per interaction, "
+        "per lead for `lead.merged`) so a subscriber can keep the highest and ignore older "
+        "ones that arrive late. Whatever "
         f"cannot be processed ends in `{topology.DEAD_QUEUE}` with an `x-error` header. "
         "The worker declares all of it idempotently at start.",
         "license": {"name": "MIT"},

@@ -93,6 +93,7 @@ class BatchProcessor:
         config: PipelineConfig,
         metrics: WorkerMetrics,
         ledger: ConfirmLedger,
+        owner: str | None = None,
     ) -> None:
         self.transactions = transactions
         self.publisher = publisher
@@ -100,6 +101,7 @@ class BatchProcessor:
         self.config = config
         self.metrics = metrics
         self.ledger = ledger
+        self.owner = owner  # this process's outbox owner id: its relay answers for the events
 
     async def route(self, deliveries: Sequence[Delivery]) -> RoutedBatch:
         """Parse and route in one transaction, which also records earlier batches' confirms."""
@@ -209,10 +211,10 @@ class BatchProcessor:
         locks interactions, the expiry locks operators first, as every routing transaction."""
 
         async def overdue(store: RoutingStore) -> RoutingOutcome:
-            return await Router(store, self.rng).mark_overdue()
+            return await Router(store, self.rng, self.owner).mark_overdue()
 
         async def expired(store: RoutingStore) -> RoutingOutcome:
-            return await Router(store, self.rng).expire_offers()
+            return await Router(store, self.rng, self.owner).expire_offers()
 
         sent = 0
         for sweep in (overdue, expired):
@@ -357,7 +359,7 @@ class BatchProcessor:
 
         async def work(store: RoutingStore) -> RoutingOutcome:
             await store.record_published(to_record, utcnow())
-            return await Router(store, self.rng).route_batch(creates, closes, accepts)
+            return await Router(store, self.rng, self.owner).route_batch(creates, closes, accepts)
 
         with tracing.span("leadrouter.transaction"):
             return await self.transactions.run(work)
