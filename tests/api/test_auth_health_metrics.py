@@ -1,4 +1,5 @@
-"""API_TOKEN on every /api/v1 route, the open /health and /metrics, and a broker that is down."""
+"""API_TOKEN on every /api/v1 route and /metrics, the open / and /health, and a broker that is
+down."""
 
 import re
 
@@ -9,6 +10,7 @@ from pydantic import SecretStr
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from api.routes.root import MESSAGE
 from db.models import OutboxEvent
 from schemas.settings import Settings
 from tests.api.conftest import http_client, started_app
@@ -110,3 +112,28 @@ async def test_metrics_are_served_from_the_apps_own_registry(
     async with started_app(settings) as other, http_client(other) as other_client:
         fresh = (await other_client.get("http://localhost/metrics")).text
     assert 'route="/api/v1/operators"' not in fresh
+
+
+async def test_metrics_need_the_token_when_it_is_set(guarded: Settings) -> None:
+    """They name operators and their loads."""
+    async with started_app(guarded, wait_for_broker=False) as app, http_client(app) as client:
+        for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": TOKEN}):
+            response = await client.get("http://localhost/metrics", headers=headers)
+            assert (response.status_code, response.json()) == (
+                401,
+                {"detail": "missing or invalid bearer token"},
+            )
+            assert response.headers["www-authenticate"] == "Bearer"
+        allowed = await client.get(
+            "http://localhost/metrics", headers={"Authorization": f"Bearer {TOKEN}"}
+        )
+        assert allowed.status_code == 200
+        assert "leadrouter_api_requests_total" in allowed.text
+
+
+@pytest.mark.parametrize("token", [None, TOKEN])
+async def test_root_answers_ok_without_a_token(settings: Settings, token: str | None) -> None:
+    configured = settings.model_copy(update={"api_token": SecretStr(token) if token else None})
+    async with started_app(configured, wait_for_broker=False) as app, http_client(app) as client:
+        response = await client.get("http://localhost/")
+    assert (response.status_code, response.json()) == (200, {"status": "ok", "message": MESSAGE})
