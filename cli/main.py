@@ -20,8 +20,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="leadrouter",
         description="Routes customer interactions from RabbitMQ to operators. "
-        "Settings come from the environment (AMQP_URL, DATABASE_URL, API_TOKEN, LOG_FORMAT, "
-        "METRICS_PORT) and an optional .env file.",
+        "Settings come from the environment (AMQP_URL, DATABASE_URL, API_TOKEN, "
+        "API_ALLOWED_HOSTS, LOG_FORMAT, METRICS_PORT) and an optional .env file.",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, summary, add_arguments in SUBCOMMANDS:
