@@ -20,10 +20,18 @@ import structlog
 from cli.log_writer import LoopBatchedWriter
 from schemas.redact import redact
 
+# Libraries that narrate routine steps at INFO: warnings only, unless `--verbose`. Alembic says
+# "Context impl SQLiteImpl." and "Will assume non-transactional DDL." on every start-up check.
+CHATTY_LOGGERS = ("alembic",)
+NOISY_LOGGERS = ("aio_pika", "aiormq", "sqlalchemy.engine")
 
-def configure_logging(log_format: Literal["console", "json"], level: int = logging.INFO) -> None:
+
+def configure_logging(
+    log_format: Literal["console", "json"], level: int = logging.INFO, *, verbose: bool = False
+) -> None:
     """Our own lines go straight to stderr (structlog's fast native path: one line per
-    interaction is a hot path); stdlib records get the same processors and renderer."""
+    interaction is a hot path); stdlib records get the same processors and renderer.
+    `verbose` lets the chatty libraries (Alembic's migration steps) speak at `level` too."""
     shared: list[structlog.typing.Processor] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
@@ -60,8 +68,12 @@ def configure_logging(log_format: Literal["console", "json"], level: int = loggi
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    for noisy in ("aio_pika", "aiormq", "sqlalchemy.engine", "alembic.runtime.plugins"):
+    for noisy in NOISY_LOGGERS:
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    for chatty in CHATTY_LOGGERS:
+        logging.getLogger(chatty).setLevel(logging.NOTSET if verbose else logging.WARNING)
+    if verbose:  # its plugin loader's lines say nothing even then
+        logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
 
 
 class _SaidByUs(logging.Filter):

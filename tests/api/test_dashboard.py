@@ -40,11 +40,11 @@ async def snapshot(client: AsyncClient, window: int = 3600) -> dict[str, object]
 
 async def test_the_page_is_open_and_strict_its_data_needs_the_token(guarded: Settings) -> None:
     async with started_app(guarded, wait_for_broker=False) as app, http_client(app) as client:
-        page = await client.get("http://test/dashboard")
+        page = await client.get("http://localhost/dashboard")
         stream = await client.get("/dashboard/stream")
         data = await client.get("/dashboard/snapshot")
-        script = await client.get("http://test/dashboard/static/dashboard.js")
-        vendor = await client.get("http://test/dashboard/static/vendor/uPlot.iife.min.js")
+        script = await client.get("http://localhost/dashboard/static/dashboard.js")
+        vendor = await client.get("http://localhost/dashboard/static/vendor/uPlot.iife.min.js")
     async with started_app(guarded, wait_for_broker=False) as app, http_client(app, TOKEN) as c:
         allowed = await c.get("/dashboard/snapshot")
 
