@@ -25,6 +25,8 @@ from aio_pika.exceptions import CONNECTION_EXCEPTIONS
 from aio_pika.robust_connection import RobustConnection
 from yarl import URL
 
+from messaging.connection_loss import describe, loss_cause
+
 log = structlog.get_logger(__name__)
 
 SEPARATOR = ","
@@ -36,6 +38,7 @@ CONNECT_TIMEOUT_S = 10.0
 RECONNECT_INTERVAL_S = 1.0
 
 _Connection = TypeVar("_Connection", bound=AbstractConnection)
+LossHook = Callable[[str], None]
 
 
 class NoNodeAnswered(ConnectionError):
@@ -89,12 +92,18 @@ async def connect(amqp_url: str, *, per_node_s: float = CONNECT_TIMEOUT_S) -> Ab
 
 
 async def connect_robust(
-    amqp_url: str, *, per_node_s: float = CONNECT_TIMEOUT_S
+    amqp_url: str,
+    *,
+    per_node_s: float = CONNECT_TIMEOUT_S,
+    name: str = "broker",
+    on_lost: LossHook | None = None,
 ) -> RobustConnection:
-    """A robust connection to the first node that answers; on losing it, the next that answers."""
+    """A robust connection to the first node that answers; on losing it, the next that answers.
+
+    `name` tells the worker's connections apart in logs; `on_lost` gets each loss's cause."""
     nodes = parse_nodes(amqp_url)
     connection, index = await _first_answer(nodes, _open_robust, per_node_s)
-    follow_nodes(connection, nodes, index)
+    follow_nodes(connection, nodes, index, name=name, on_lost=on_lost)
     return connection
 
 
@@ -109,21 +118,49 @@ async def _open_robust(url: str, attempt_s: float) -> RobustConnection:
     return await aio_pika.connect_robust(url, timeout=attempt_s, reconnect_interval=interval)
 
 
-def follow_nodes(connection: RobustConnection, nodes: Sequence[str], current: int) -> None:
-    """After each loss or failed reconnect, the next attempt goes to the next node, in a ring."""
-    position = current
+def follow_nodes(
+    connection: RobustConnection,
+    nodes: Sequence[str],
+    current: int,
+    *,
+    name: str = "broker",
+    on_lost: LossHook | None = None,
+) -> None:
+    """After each loss or failed reconnect, the next attempt goes to the next node, in a ring.
 
-    def next_node(_sender: object, *_reason: object) -> None:
-        nonlocal position
+    A loss is logged once, with its cause (messaging/connection_loss.py), and handed to
+    `on_lost`; the failed attempts that follow until the reconnect are logged as such."""
+    position = current
+    up = True
+
+    def next_node(_sender: object, *reason: object) -> None:
+        nonlocal position, up
         if connection.close_called:
             return  # closed on purpose: nothing to reconnect
         lost = nodes[position]
         position = (position + 1) % len(nodes)
         connection.url = URL(nodes[position])
-        log.warning("broker connection lost", node=where(lost), next_node=where(nodes[position]))
+        error = reason[0] if reason else None
+        cause = loss_cause(error)
+        where_to = {"node": where(lost), "next_node": where(nodes[position])}
+        if not up:
+            log.warning("broker reconnect attempt failed", connection=name, **where_to)
+            return
+        up = False
+        log.warning(
+            "broker connection lost",
+            connection=name,
+            cause=cause,
+            error=describe(error),
+            **where_to,
+        )
+        if on_lost is not None:
+            on_lost(cause)
 
     def reconnected(_sender: object, *_args: object) -> None:
-        log.info("broker reconnected", node=where(connection.url))
+        nonlocal up
+        up = True
+        log.info("broker reconnected", connection=name, node=where(connection.url))
 
     connection.close_callbacks.add(next_node)
     connection.reconnect_callbacks.add(reconnected)

@@ -40,9 +40,11 @@ class OutboxRelay:
                 await begin_read_only(session)
                 rows = await OutboxCRUD(session).unpublished(older_than, RELAY_CHUNK, after_id)
             after_id = rows[-1].id if rows else after_id
+            # No reply copy: a reply is best effort, sent once after its event's first confirm;
+            # a relayed event's reply may have gone out already, or been refused (issue 21).
             events = [
                 PendingEvent(
-                    r.event_id, r.routing_key, r.body, r.correlation_id, r.reply_to, r.traceparent
+                    r.event_id, r.routing_key, r.body, r.correlation_id, None, r.traceparent
                 )
                 for r in rows
                 if r.event_id not in skip
