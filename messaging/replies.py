@@ -41,11 +41,13 @@ class ReplySender:
         self,
         amqp_url: str,
         *,
+        label: str | None = None,
         on_ignored: Ignored,
         on_failed: Failed,
         on_connection_lost: Lost,
     ) -> None:
         self.amqp_url = amqp_url
+        self.label = label
         self.on_ignored = on_ignored
         self.on_failed = on_failed
         self.on_connection_lost = on_connection_lost
@@ -95,7 +97,7 @@ class ReplySender:
                 raise ConnectionError("reply connection unavailable; retrying shortly")
             try:
                 if self.connection is None or self.connection.is_closed:
-                    self.connection = await nodes.connect(self.amqp_url)
+                    self.connection = await nodes.connect(self.amqp_url, label=self.label)
                     self.connection.close_callbacks.add(self._lost)
                 self._channel = await self.connection.channel(publisher_confirms=True)
             except Exception:

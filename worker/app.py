@@ -37,7 +37,7 @@ from schemas.settings import Settings
 from worker.confirm_ledger import ConfirmLedger
 from worker.metrics import WorkerMetrics
 from worker.parse import CommandKind, is_suspect
-from worker.pipeline import BatchProcessor, Delivery, PipelineConfig, RoutedBatch
+from worker.pipeline import BatchProcessor, Delivery, PipelineConfig, RoutedBatch, is_held
 from worker.relay import OutboxRelay
 
 log = structlog.get_logger(__name__)
@@ -46,6 +46,9 @@ log = structlog.get_logger(__name__)
 BURST_IDLE_S = 1.0
 # Confirmed events are recorded in the next batch's transaction, or after this much idleness.
 RECORD_IDLE_S = 0.05
+# The worker's connections on the broker (`rabbitmqctl list_connections user_provided_name`):
+# "leadrouter worker consume", "… publish", "… reply".
+CONNECTION_LABEL = "leadrouter worker"
 # Overdue waiting interactions are looked for this often: within a few seconds of the line.
 TIMER_INTERVAL_S = 1.0
 
@@ -115,6 +118,7 @@ class Worker:
             self.connection, self.publish_connection = consume, publish
             self.replies = ReplySender(
                 self.settings.amqp_url,
+                label=f"{CONNECTION_LABEL} reply",
                 on_ignored=lambda reason: self.metrics.reply_to_ignored.labels(reason).inc(),
                 on_failed=lambda cause: self.metrics.replies_failed.labels(cause).inc(),
                 on_connection_lost=self._lost("reply"),
@@ -139,7 +143,10 @@ class Worker:
 
     async def _connect(self, name: str) -> RobustConnection:
         return await nodes.connect_robust(
-            self.settings.amqp_url, name=name, on_lost=self._lost(name)
+            self.settings.amqp_url,
+            name=name,
+            label=f"{CONNECTION_LABEL} {name}",
+            on_lost=self._lost(name),
         )
 
     def _lost(self, name: str) -> Callable[[str], None]:
@@ -207,7 +214,7 @@ class Worker:
 
     async def _dispatch(self, processor: BatchProcessor, batch: list[Delivery]) -> None:
         # Deliveries of a consume channel that closed meanwhile come again: not worth a routing.
-        batch = [d for d in batch if not d.message.channel.is_closed]
+        batch = [d for d in batch if is_held(d)]
         if not batch:
             return
         try:

@@ -15,6 +15,7 @@ from typing import Any
 
 import structlog
 from aio_pika.abc import AbstractIncomingMessage
+from aiormq.exceptions import ChannelInvalidStateError
 
 from db.errors import is_transient
 from db.retry import RetriesExhausted, retry_transient
@@ -439,7 +440,15 @@ async def ack_batch(deliveries: Sequence[Delivery]) -> None:
 
 def _still_held(deliveries: Sequence[Delivery]) -> bool:
     """Whether the deliveries can still be acked: the channel they came on is open."""
-    return bool(deliveries) and all(not d.message.channel.is_closed for d in deliveries)
+    return bool(deliveries) and all(is_held(d) for d in deliveries)
+
+
+def is_held(delivery: Delivery) -> bool:
+    """Whether the channel this delivery came on is still open (else it comes again)."""
+    try:
+        return not delivery.message.channel.is_closed
+    except ChannelInvalidStateError:  # aio-pika's way of saying it is closed
+        return False
 
 
 def _trace_id(message: AbstractIncomingMessage) -> str | None:
