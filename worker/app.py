@@ -109,6 +109,7 @@ class Worker:
     async def _started(self) -> AsyncIterator[_Running]:
         lenient_strings.install()
         async with contextlib.AsyncExitStack() as stack:
+            stack.callback(log.info, "worker stopped")  # last: after every connection closed
             # Each: the first node of AMQP_URL that answers; on losing it, the next
             # (messaging/nodes.py). Every loss is logged and counted with its cause.
             consume = await self._connect("consume")
@@ -124,7 +125,6 @@ class Worker:
                 on_connection_lost=self._lost("reply"),
             )
             stack.push_async_callback(self.replies.close)
-            stack.callback(log.info, "worker stopped")
             stack.callback(self.ready.clear)
             transactions = await stack.enter_async_context(
                 open_transaction_runner(self.settings.database_url, self.session_factory)
