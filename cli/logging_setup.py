@@ -51,6 +51,10 @@ def configure_logging(log_format: Literal["console", "json"], level: int = loggi
             renderer,
         ],
     )
+    transport = logging.getLogger("aiormq.connection")
+    if not any(isinstance(f, _SaidByUs) for f in transport.filters):
+        transport.addFilter(_SaidByUs())
+
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(formatter)
     root = logging.getLogger()
@@ -60,9 +64,18 @@ def configure_logging(log_format: Literal["console", "json"], level: int = loggi
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
+class _SaidByUs(logging.Filter):
+    """Drops aiormq's "error when creating transport": a first connection's failure is the
+    command's one start-up line (cli/startup_errors.py), a lost one's is "broker connection
+    lost" (messaging/nodes.py)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("error when creating transport")
+
+
 def json_line(event_dict: structlog.typing.EventDict, **dumps_kw: Any) -> str:
     """orjson behind the `json.dumps` signature structlog calls: a line per interaction is a
-    hot path, and orjson encodes one several times faster. What orjson refuses (a lone
+    hot path, and orjson encodes one faster (docs/performance.md). What orjson refuses (a lone
     surrogate from a hostile property, an integer beyond 64 bits) goes through `json.dumps`."""
     try:
         return orjson.dumps(

@@ -151,6 +151,26 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 
 def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
+    """A broker or database that refuses at start ends in one line and its exit code
+    (cli/startup_errors.py); anything else keeps its (masked) traceback."""
+    try:
+        return _dispatch_command(args, settings)
+    except Exception as exc:
+        from cli.startup_errors import explain
+
+        command = " ".join(
+            str(part)
+            for part in (args.command, getattr(args, "db_command", None))
+            if part is not None
+        )
+        failure = explain(command, exc)
+        if failure is None:
+            raise
+        print(failure.line, file=sys.stderr)
+        return int(failure.code)
+
+
+def _dispatch_command(args: argparse.Namespace, settings: Settings) -> int:
     if args.command == "worker":
         from cli.worker_cmd import run_worker
 

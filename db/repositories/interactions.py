@@ -299,12 +299,22 @@ class InteractionCRUD:
         )
         return {str(m): i for m, i in (await self.session.execute(stmt))}
 
-    async def facts(self, interaction_ids: Iterable[int]) -> dict[int, InteractionFacts]:
+    async def facts(
+        self, interaction_ids: Iterable[int], *, lock: bool = False
+    ) -> dict[int, InteractionFacts]:
         wanted = set(interaction_ids)
         if not wanted:
             return {}
         stmt = self._facts_query().where(Interaction.id.in_(wanted))
+        if lock:
+            stmt = stmt.order_by(Interaction.id).with_for_update(of=Interaction)
         return {row.id: InteractionFacts(*row) for row in (await self.session.execute(stmt))}
+
+    async def set_sequences(self, last: Mapping[int, int]) -> None:
+        """interaction_id -> `last_sequence`, as one bulk UPDATE by primary key."""
+        params = [{"id": i, "last_sequence": n} for i, n in last.items()]
+        if params:
+            await self.session.execute(update(Interaction), params)
 
     async def last_operators(self, lead_uuids: Iterable[str]) -> dict[str, int | None]:
         wanted = set(lead_uuids)

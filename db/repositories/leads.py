@@ -107,6 +107,21 @@ class LeadCRUD:
                 )
             await self.session.execute(delete(Lead).where(Lead.uuid.in_(merged)))
 
+    async def advance_sequences(self, counts: Mapping[str, int]) -> dict[str, int]:
+        """Add to each lead's `last_sequence`; the new values. One statement per lead: only
+        merges number lead events, and a batch merges few."""
+        last: dict[str, int] = {}
+        for uuid, count in sorted(counts.items()):
+            stmt = (
+                update(Lead)
+                .where(Lead.uuid == uuid)
+                .values(last_sequence=Lead.last_sequence + count)
+                .returning(Lead.last_sequence)
+                .execution_options(synchronize_session=False)
+            )
+            last[uuid] = int((await self.session.execute(stmt)).scalar_one())
+        return last
+
     # -- one lead at a time --------------------------------------------------------------------
     async def get_or_create_by_email(self, email: str) -> Lead:
         """The spec's method. Race-safe: two workers creating the same e-mail end with one Lead

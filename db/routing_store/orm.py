@@ -47,8 +47,13 @@ class OrmRoutingStore:
     async def ids_by_message_id(self, message_ids: Iterable[str]) -> dict[str, int]:
         return await self.interactions.ids_by_message_id(message_ids)
 
-    async def facts(self, interaction_ids: Iterable[int]) -> dict[int, InteractionFacts]:
-        return await self.interactions.facts(interaction_ids)
+    async def facts(
+        self, interaction_ids: Iterable[int], *, lock: bool = False
+    ) -> dict[int, InteractionFacts]:
+        return await self.interactions.facts(interaction_ids, lock=lock)
+
+    async def set_sequences(self, last: Mapping[int, int]) -> None:
+        await self.interactions.set_sequences(last)
 
     async def next_waiting(
         self, source_ids: Iterable[int], after: WaitingCursor | None, limit: int
@@ -71,6 +76,9 @@ class OrmRoutingStore:
 
     async def merge_leads(self, merges: Sequence[LeadMerge]) -> None:
         await self.leads.merge(merges)
+
+    async def advance_lead_sequences(self, counts: Mapping[str, int]) -> dict[str, int]:
+        return await self.leads.advance_sequences(counts)
 
     async def insert_interactions(self, rows: Sequence[NewInteraction]) -> list[int]:
         return await self.interactions.insert_many(rows)

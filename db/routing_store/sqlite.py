@@ -161,9 +161,18 @@ class SqliteRoutingStore:
         sql = "SELECT message_id, id FROM interactions WHERE message_id IN ({})"
         return {str(m): i for m, i in self._rows_in(sql, message_ids, "message_id, id")}
 
-    async def facts(self, interaction_ids: Iterable[int]) -> dict[int, InteractionFacts]:
+    async def facts(
+        self, interaction_ids: Iterable[int], *, lock: bool = False
+    ) -> dict[int, InteractionFacts]:
+        """`lock` changes nothing: the runner's BEGIN IMMEDIATE holds the write lock."""
         rows = self._rows_in(_FACTS + " WHERE i.id IN ({})", interaction_ids, _FACT_COLUMNS)
         return {row[0]: _facts(row) for row in rows}
+
+    async def set_sequences(self, last: Mapping[int, int]) -> None:
+        self.db.executemany(
+            "UPDATE interactions SET last_sequence = ? WHERE id = ?",
+            [(n, i) for i, n in last.items()],
+        )
 
     async def next_waiting(
         self, source_ids: Iterable[int], after: WaitingCursor | None, limit: int
@@ -225,6 +234,15 @@ class SqliteRoutingStore:
         for table in ("lead_contacts", "interactions"):
             self.db.executemany(f"UPDATE {table} SET lead_uuid = ? WHERE lead_uuid = ?", moves)
         self.db.executemany("DELETE FROM leads WHERE uuid = ?", [(old,) for _, old in moves])
+
+    async def advance_lead_sequences(self, counts: Mapping[str, int]) -> dict[str, int]:
+        self.db.executemany(
+            "UPDATE leads SET last_sequence = last_sequence + ? WHERE uuid = ?",
+            [(n, u) for u, n in counts.items()],
+        )
+        sql = "SELECT uuid, last_sequence FROM leads WHERE uuid IN ({})"
+        rows = self._rows_in(sql, counts, "uuid, last_sequence")
+        return {str(uuid): int(n) for uuid, n in rows}
 
     async def insert_interactions(self, rows: Sequence[NewInteraction]) -> list[int]:
         """Ids after the current maximum: nobody else can insert while the runner holds the lock."""
@@ -419,6 +437,7 @@ def outbox_values(rows: Sequence[OutboxRow]) -> list[Any]:
                 row.reply_to,
                 time(row.created_at),
                 row.traceparent,
+                row.owner,
             )
         )
     return values

@@ -102,6 +102,7 @@ async def test_the_snapshot_shows_loads_queue_shares_and_flow(
     telegram, email = body["sources"]  # type: ignore[misc]
     assert telegram["id"] == source and telegram["waiting"] == 1
     assert telegram["max_wait_s"] is None
+    assert telegram["in_window"] == 3  # two assigned and the waiting one
     assert datetime.fromisoformat(telegram["oldest_waiting_at"]) >= before
     assert telegram["shares"] == [
         {"operator_id": ann, "weight": 30, "configured": 1.0, "observed": 2},
@@ -113,6 +114,7 @@ async def test_the_snapshot_shows_loads_queue_shares_and_flow(
         "max_wait_s": None,
         "waiting": 0,
         "oldest_waiting_at": None,
+        "in_window": 0,
         "shares": [],
     }
     flow = body["flow"]
