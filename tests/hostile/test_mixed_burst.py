@@ -5,7 +5,7 @@ publish to the last event; then, on a fresh database and fresh queues, the same 
 hostile messages among it. Every valid command is assigned exactly once and none is
 dead-lettered; each hostile one is dead-lettered with its reason (the forged reply_to is processed,
 its reply ignored); the worker never loses a connection; the mixed burst takes at most 1.5x the
-clean one. Before the defences, a dozen of these in a 3,000 burst left 1,711 commands unrouted.
+clean one (both times printed: on a loaded machine that bound is the first thing to look at).
 """
 
 import asyncio
