@@ -16,12 +16,12 @@ from typing import NamedTuple, Protocol, TypeVar
 import pytest
 
 from routing.commands import AcceptRequest, CloseRequest, CreateRequest, Envelope
-from routing.memory_store import InMemoryRoutingStore
 from routing.outcomes import RefusalClass, Refused, Routed, RoutingOutcome
 from routing.router import AssignmentRefused, Router
 from routing.store import RoutingStore
 from schemas.events import InteractionStatus
 from schemas.messages import AcceptInteraction, CloseInteraction, CreateInteraction
+from tests.support.memory_store import InMemoryRoutingStore
 
 T = TypeVar("T")
 ASSIGNED, WAITING, CLOSED, OFFERED = (
