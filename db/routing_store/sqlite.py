@@ -97,23 +97,25 @@ def result_converter(type_: TypeEngine[Any]) -> Converter | None:
     return None
 
 
+Slot = tuple[int, Converter | None, Any]
+
+
 @dataclass
 class CompiledStatement:
-    """A statement's SQLite text, and per placeholder where its value comes from: the
-    caller's parameter at `index` through `convert`, or (index -1) a constant of the
+    """A statement's SQLite text, and per placeholder where its value comes from (`slots`):
+    the caller's parameter at `index` through `convert`, or (index -1) a constant of the
     statement itself, already converted."""
 
     name: str
     sql: str
-    slots: tuple[tuple[int, Converter | None, Any], ...]
+    slots: tuple[Slot, ...]
     results: tuple[tuple[int, Converter], ...] = ()  # result columns that need converting
+    bind: Callable[[Sequence[Any]], tuple[Any, ...]] = field(init=False)
+    bind_rows: Callable[[Sequence[Sequence[Any]]], list[Any]] = field(init=False)
     _inserts: dict[int, str] = field(default_factory=dict)  # rows -> multi-row INSERT text
 
-    def bind(self, params: Sequence[Any]) -> list[Any]:
-        return [
-            (params[i] if convert is None else convert(params[i])) if i >= 0 else constant
-            for i, convert, constant in self.slots
-        ]
+    def __post_init__(self) -> None:
+        self.bind, self.bind_rows = _binders(self.name, self.slots)
 
     def read(self, rows: list[list[Any]]) -> list[list[Any]]:
         for column, convert in self.results:
@@ -128,6 +130,36 @@ class CompiledStatement:
             head, _, group = self.sql.partition(" VALUES ")
             sql = self._inserts[rows] = f"{head} VALUES {', '.join([group] * rows)}"
         return sql
+
+
+def _binders(
+    name: str, slots: Sequence[Slot]
+) -> tuple[
+    Callable[[Sequence[Any]], tuple[Any, ...]], Callable[[Sequence[Sequence[Any]]], list[Any]]
+]:
+    """Functions that put parameters into the placeholders' order, converted: `bind` for one
+    set of them, `bind_rows` for many rows, flat (a multi-row INSERT's values). Generated as
+    source once per statement, the way `namedtuple` builds its classes: an expression per
+    placeholder, no loop over the slots per row (this is the lane's hot path)."""
+    namespace: dict[str, Any] = {}
+    values = []
+    for n, (index, convert, constant) in enumerate(slots):
+        if index < 0:
+            namespace[f"k{n}"] = constant
+            values.append(f"k{n}")
+        elif convert is None:
+            values.append(f"p[{index}]")
+        else:
+            namespace[f"c{n}"] = convert
+            values.append(f"c{n}(p[{index}])")
+    listed = "".join(f"{v}, " for v in values)
+    source = (
+        f"def bind(p):\n    return ({listed})\n"
+        "def bind_rows(rows):\n    out = []\n    extend = out.extend\n"
+        f"    for p in rows:\n        extend(({listed}))\n    return out\n"
+    )
+    exec(compile(source, f"<sqlite binders of {name}>", "exec"), namespace)
+    return namespace["bind"], namespace["bind_rows"]
 
 
 def compile_statement(statement: Statement) -> CompiledStatement:
@@ -222,12 +254,8 @@ class SqliteStatements:
         """`INSERT … VALUES (…), (…), …`: the rows' values one after the other, a few
         statements per batch, each within this SQLite's limit on bound variables (32,766 since
         3.32, 999 before). Flat, so a chunk is one slice."""
-        values: list[Any] = []
-        append, slots = values.append, compiled.slots
-        for row in rows:
-            for i, convert, constant in slots:
-                append((row[i] if convert is None else convert(row[i])) if i >= 0 else constant)
-        width, count = len(slots), len(rows)
+        values = compiled.bind_rows(rows)
+        width, count = len(compiled.slots), len(rows)
         limit = self.connection.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // width
         for start, size in _power_of_two_chunks(count, min(INSERT_CHUNK, limit)):
             chunk = values if size == count else values[start * width : (start + size) * width]
