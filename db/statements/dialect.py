@@ -39,7 +39,10 @@ class Listed(TypeDecorator[Iterable[Any]]):
     def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
         if dialect.name == "sqlite":
             return dialect.type_descriptor(String())
-        return dialect.type_descriptor(ARRAY(self.item))
+        # Text without the column's length: a cast to `varchar(n)[]` would cut a longer
+        # value short, and the cut value could match a stored one.
+        item = String() if isinstance(self.item, String) else self.item
+        return dialect.type_descriptor(ARRAY(item))
 
     def process_bind_param(self, value: Iterable[Any] | None, dialect: Dialect) -> Any:
         if value is None:

@@ -65,14 +65,17 @@ next_waiting = Statement(
     returns_rows=True,
 )
 
+# Driven by the sources with an SLA (few; none: nothing is read) through the index of waiting
+# interactions per source, not by a scan of every interaction in id order.
+_WITH_SLA = select(sources.c.id).where(sources.c.max_wait_s.is_not(None))
+_MAX_WAIT = select(sources.c.max_wait_s).where(sources.c.id == i.source_id).scalar_subquery()
 overdue_waiting = Statement(
     "interactions.overdue_waiting",
-    _FACTS.join(sources, sources.c.id == i.source_id)
-    .where(
+    _FACTS.where(
         i.status == WAITING,
+        i.source_id.in_(_WITH_SLA),
         i.overdue_at.is_(None),
-        sources.c.max_wait_s.is_not(None),
-        i.created_at < seconds_before("now", sources.c.max_wait_s),
+        i.created_at < seconds_before("now", _MAX_WAIT),
     )
     .order_by(i.id)
     .limit(int_param("limit"))

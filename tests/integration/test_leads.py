@@ -36,7 +36,7 @@ async def test_concurrent_get_or_create_makes_one_lead(
     assert await seed.lead_emails(sessions) == ["race@example.com"]
 
 
-async def test_owners_and_leads_map_known_contacts_and_leave_new_ones_out(
+async def test_leads_of_maps_known_contacts_and_leaves_new_ones_out(
     sessions: async_sessionmaker[AsyncSession],
 ) -> None:
     email = Contact(ContactKind.EMAIL, "a@example.com")
