@@ -23,7 +23,6 @@ RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml
 # The code itself, installed without touching the dependency layer.
 COPY README.md ./
 COPY api ./api
-COPY bench ./bench
 COPY cli ./cli
 COPY db ./db
 COPY schemas ./schemas

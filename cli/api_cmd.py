@@ -63,7 +63,7 @@ def run_api(settings: Settings, host: str, port: int) -> int:
     except SchemaBehindError as exc:
         log.error(str(exc))
         return 3
-    tracing.configure("leadrouter-api")  # spans only with the OpenTelemetry SDK (README)
+    tracing.configure("leadrouter-api")  # spans only with the OpenTelemetry SDK (docs/)
     app = create_app(settings)
     config = uvicorn.Config(app, host=host, port=port, log_config=None)
     server = _Server(config, before_shutdown=app.state.dashboard.close)

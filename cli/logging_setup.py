@@ -62,7 +62,7 @@ def configure_logging(log_format: Literal["console", "json"], level: int = loggi
 
 def json_line(event_dict: structlog.typing.EventDict, **dumps_kw: Any) -> str:
     """orjson behind the `json.dumps` signature structlog calls: a line per interaction is a
-    hot path, and orjson encodes one several times faster. What orjson refuses (a lone
+    hot path, and orjson encodes one faster (docs/performance.md). What orjson refuses (a lone
     surrogate from a hostile property, an integer beyond 64 bits) goes through `json.dumps`."""
     try:
         return orjson.dumps(

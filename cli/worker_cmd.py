@@ -31,7 +31,7 @@ DEFAULT_METRICS_HOST = "127.0.0.1"
 async def run_worker(
     settings: Settings, *, burst: bool = False, metrics_host: str = DEFAULT_METRICS_HOST
 ) -> int:
-    tracing.configure("leadrouter-worker")  # spans only with the OpenTelemetry SDK (README)
+    tracing.configure("leadrouter-worker")  # spans only with the OpenTelemetry SDK (docs/)
     engine = create_engine(settings.database_url)
     try:
         await ensure_schema_current(engine)

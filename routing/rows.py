@@ -1,9 +1,9 @@
 """Rows the router decided on, for a store to write: one `NamedTuple` per table row.
 
 `NamedTuple`s, not frozen dataclasses: a frozen dataclass sets each field through
-`object.__setattr__`, and on the worker's hot path that made the router's own work per new
-interaction a fifth slower. Their field names are the columns they fill, so the stores derive
-their statements from them.
+`object.__setattr__`, which on the worker's hot path made the router's own work per new
+interaction measurably slower (docs/performance.md). Their field names are the columns they
+fill, so the stores derive their statements from them.
 """
 
 from datetime import datetime

@@ -26,7 +26,7 @@ def new_uuids(count: int) -> list[str]:
 
 def _uuid7(stamp: int, random_80: int) -> str:
     """The canonical 8-4-4-4-12 text, formatted directly (what `str(uuid.UUID(int=...))` gives,
-    at half the cost: no object, no range checks on bits that are right by construction)."""
+    for less: no object, no range checks on bits that are right by construction)."""
     rand_a, rand_b = (random_80 >> 68) & 0xFFF, random_80 & ((1 << 62) - 1)
     h = f"{stamp | _VERSION_7 | rand_a << 64 | _VARIANT_RFC | rand_b:032x}"
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"

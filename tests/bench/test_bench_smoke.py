@@ -8,6 +8,9 @@ from pathlib import Path
 
 import pytest
 
+# `bench` is not installed (pyproject.toml): `python -m bench` runs from the repository root.
+ROOT = Path(__file__).resolve().parents[2]
+
 
 @pytest.mark.slow
 def test_bench_runs_every_stage_and_writes_json(tmp_path: Path, amqp_session_url: str) -> None:
@@ -30,6 +33,7 @@ def test_bench_runs_every_stage_and_writes_json(tmp_path: Path, amqp_session_url
             "--json",
             str(target),
         ],
+        cwd=ROOT,
         capture_output=True,
         text=True,
         timeout=300,
