@@ -150,7 +150,8 @@ class SqlRoutingStore:
     async def insert_interactions(self, rows: Sequence[NewInteraction]) -> list[int]:
         if not rows:
             return []
-        ids = [row[0] for row in await self.db.rows(interactions.reserve_ids, (len(rows),))]
+        steps = list(range(1, len(rows) + 1))
+        ids = [row[0] for row in await self.db.rows(interactions.reserve_ids, (steps,))]
         values = [(i, *row) for i, row in zip(ids, rows, strict=True)]
         await self.db.execute_many(interactions.insert_interactions, values)
         return ids

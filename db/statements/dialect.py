@@ -137,13 +137,15 @@ def _interval_seconds_before(element: SecondsBefore, compiler: SQLCompiler, **kw
 
 # -- ids reserved before an insert ---------------------------------------------------------------
 class ReservedIds(Executable, ClauseElement):
-    """A statement: `count` new values of a table's integer primary key, one row each.
+    """A statement: one new value of a table's integer primary key per element of a bound
+    list (`1, 2, …, n` for n rows), in order.
 
     PostgreSQL draws them from the key's sequence (concurrent transactions get different
     ones). SQLite counts on from the current maximum: safe, because every SQLite transaction
     here holds the write lock from its BEGIN, so nobody else inserts before the commit.
     Reserved rather than returned (`INSERT … RETURNING`): SQLite does not promise the order
-    of returned rows, and the router needs the ids in row order.
+    of returned rows, and the router needs the ids in row order. A bound list rather than a
+    count: SQLite has no `generate_series`, and its recursive CTE cost twice as much.
     """
 
     __visit_name__ = "reserved_ids"
@@ -151,12 +153,12 @@ class ReservedIds(Executable, ClauseElement):
     is_select = True
     _traverse_internals: _TraverseInternalsType = [  # noqa: RUF012  (SQLAlchemy's form)
         ("key", InternalTraversal.dp_clauseelement),
-        ("count", InternalTraversal.dp_clauseelement),
+        ("steps", InternalTraversal.dp_clauseelement),
     ]
 
-    def __init__(self, key: ColumnElement[int], count: BindParameter[int]) -> None:
+    def __init__(self, key: ColumnElement[int], steps: BindParameter[Any]) -> None:
         self.key = key
-        self.count = count
+        self.steps = steps
 
     @property
     def selected_columns(self) -> tuple[ColumnElement[int]]:
@@ -164,8 +166,9 @@ class ReservedIds(Executable, ClauseElement):
 
 
 def reserved_ids(key: Any, name: str) -> ReservedIds:
-    """The values of `key` to give the next rows, as many as bound to `name`."""
-    return ReservedIds(key, bindparam(name, type_=Integer()))
+    """The values of `key` to give the next rows: one per element of the list bound as
+    `name`, which must be `1, 2, …, n`."""
+    return ReservedIds(key, bindparam(name, type_=Listed(Integer())))
 
 
 def _key_names(element: ReservedIds) -> tuple[str, str]:
@@ -176,18 +179,18 @@ def _key_names(element: ReservedIds) -> tuple[str, str]:
 @compiles(ReservedIds, "sqlite")
 def _after_the_maximum(element: ReservedIds, compiler: SQLCompiler, **kw: Any) -> str:
     table, key = _key_names(element)
-    count = compiler.process(element.count, **kw)
+    steps = compiler.process(element.steps, **kw)
     return (
-        f"WITH RECURSIVE reserved(n) AS (SELECT coalesce(max({key}), 0) + 1 FROM {table} "
-        f"UNION ALL SELECT n + 1 FROM reserved LIMIT {count}) SELECT n FROM reserved"
+        f"SELECT (SELECT coalesce(max({key}), 0) FROM {table}) + value AS {key} "
+        f"FROM json_each({steps})"
     )
 
 
 @compiles(ReservedIds)
 def _from_the_sequence(element: ReservedIds, compiler: SQLCompiler, **kw: Any) -> str:
     table, key = _key_names(element)
-    count = compiler.process(element.count, **kw)
+    steps = compiler.process(element.steps, **kw)
     return (
-        f"SELECT nextval(pg_get_serial_sequence('{table}', '{key}')) "
-        f"FROM generate_series(1, {count})"
+        f"SELECT nextval(pg_get_serial_sequence('{table}', '{key}')) AS {key} "
+        f"FROM unnest({steps}) WITH ORDINALITY AS step(value, n) ORDER BY n"
     )

@@ -124,7 +124,7 @@ last_operators = Statement(
 )
 
 reserve_ids = Statement(
-    "interactions.reserve_ids", reserved_ids(i.id, "count"), ("count",), returns_rows=True
+    "interactions.reserve_ids", reserved_ids(i.id, "steps"), ("steps",), returns_rows=True
 )
 
 INSERT_COLUMNS = ("id", *NewInteraction._fields)
