@@ -52,8 +52,11 @@ def _json_in(value: Any) -> Any:
     return None if value is None else json.dumps(value)
 
 
+_STATUS_TEXT = {status.value: status.value for status in InteractionStatus}  # enum or text
+
+
 def _status_in(value: Any) -> Any:
-    return None if value is None else InteractionStatus(value).value
+    return None if value is None else _STATUS_TEXT[value]
 
 
 def _utc_out(stored: Any) -> Any:
