@@ -1,4 +1,5 @@
-"""`API_TOKEN`: every `/api/v1` route needs `Authorization: Bearer <token>` when it is set.
+"""`API_TOKEN`: every `/api/v1` route and `/metrics` (operator ids and loads) need
+`Authorization: Bearer <token>` when it is set.
 
 Checked in middleware, before the body is read, so an unauthenticated caller gets 401 whatever
 it sends (FastAPI would report a malformed body first). The comparison is constant-time.
@@ -13,7 +14,7 @@ from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api.http_middleware import HttpMiddleware
-from api.routes.params import API_PREFIX
+from api.routes.params import API_PREFIX, METRICS_PATH
 
 
 def token_matches(authorization: str | None, expected: bytes) -> bool:
@@ -24,7 +25,7 @@ def token_matches(authorization: str | None, expected: bytes) -> bool:
 
 
 def _protected(path: str) -> bool:
-    return path == API_PREFIX or path.startswith(API_PREFIX + "/")
+    return path in (API_PREFIX, METRICS_PATH) or path.startswith(API_PREFIX + "/")
 
 
 class BearerTokenMiddleware(HttpMiddleware):

@@ -17,6 +17,7 @@ from aio_pika.abc import AbstractChannel, AbstractRobustChannel, AbstractRobustC
 
 from api.replies import ReplyInbox
 from messaging import nodes
+from messaging.connect_failures import advice
 from messaging.connection_health import is_connected
 from messaging.publisher import EventPublisher
 from messaging.topology import Topology, declare_topology
@@ -56,11 +57,23 @@ class Broker:
 
     async def _connect_until_up(self) -> None:
         """Keep trying; once up, the robust connection handles later reconnects, node to node."""
+        said = ""
         while True:
             try:
                 self._link = await self._connect()
             except Exception as exc:
-                log.warning("broker unavailable, retrying", error=repr(exc)[:300])
+                # Said once per kind of trouble, not every retry_s: a wrong password stays wrong.
+                if isinstance(exc, nodes.NoNodeAnswered) and exc.failures:
+                    problem = advice(exc.failures)[1]
+                else:
+                    problem = repr(exc)[:300]
+                if problem != said:
+                    said = problem
+                    log.warning(
+                        f"broker unavailable, the API serves without it and retries every "
+                        f"{self.retry_s:g} s",
+                        error=problem,
+                    )
                 await asyncio.sleep(self.retry_s)
                 continue
             self.connected.set()

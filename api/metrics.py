@@ -1,7 +1,6 @@
 """Prometheus metrics of one API app, on a registry the app owns (no process-global state)."""
 
 import time
-from typing import Any
 
 from prometheus_client import CollectorRegistry
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -9,6 +8,24 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from api.http_middleware import HttpMiddleware
 from db.load_gauges import LoadGauges
 from schemas.prometheus import SECONDS_BUCKETS, MetricSet
+
+# HTTP's own methods: anything else a client invents shares the label "other", and a path no
+# route matches shares "unmatched", so no request can add a time series of its own.
+KNOWN_METHODS = frozenset(
+    {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT"}
+)
+OTHER_METHOD = "other"
+UNMATCHED_ROUTE = "unmatched"
+
+
+def method_label(method: str) -> str:
+    return method if method in KNOWN_METHODS else OTHER_METHOD
+
+
+def route_label(scope: Scope) -> str:
+    """The matched route's template (`/api/v1/operators/{operator_id}`), never the raw path."""
+    path = getattr(scope.get("route"), "path", None)
+    return path if isinstance(path, str) else UNMATCHED_ROUTE
 
 
 class ApiMetrics(MetricSet):
@@ -36,7 +53,8 @@ class ApiMetrics(MetricSet):
 
 
 class RequestMetricsMiddleware(HttpMiddleware):
-    """Counts and times every request by its route template, so ids do not explode labels."""
+    """Counts and times every request by its route template and a known method, so neither ids
+    nor invented methods or paths add label values."""
 
     def __init__(self, app: ASGIApp, metrics: ApiMetrics) -> None:
         super().__init__(app)
@@ -58,8 +76,7 @@ class RequestMetricsMiddleware(HttpMiddleware):
             self._observe(scope, status, time.perf_counter() - started)
 
     def _observe(self, scope: Scope, status: int, seconds: float) -> None:
-        route: Any = scope.get("route")
-        template = str(getattr(route, "path", "unmatched"))
-        method = str(scope.get("method", ""))
+        template = route_label(scope)
+        method = method_label(str(scope.get("method", "")))
         self.metrics.requests.labels(method, template, str(status)).inc()
         self.metrics.request_seconds.labels(method, template).observe(seconds)

@@ -4,9 +4,13 @@ FastAPI's own handler echoes every input whole (a 100 KB string comes back as 10
 error) and renders lone surrogates (`"\\ud800"`, valid JSON, not valid UTF-8) into a body that
 cannot be encoded, which crashes the answer. Here every echoed string is escaped to valid UTF-8
 and cut to a short prefix, containers too large to show are shown as a cut repr, `ctx` keeps
-only short scalars, and at most `MAX_ERRORS` errors are listed.
+only short scalars, and at most `MAX_ERRORS` errors are listed. No Python object repr is ever
+shown: pydantic names a union's members after their validators in `loc`, and a constrained
+validator's name can hold `<function … at 0x…>` (an address tells a client nothing, and tells an
+attacker about the process); such a repr is reduced to the object's name.
 """
 
+import re
 import reprlib
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -29,6 +33,24 @@ def _short_repr() -> reprlib.Repr:
 
 
 _REPR = _short_repr()
+# `<function max_length_validator at 0x7f…>`, `<foo.Bar object at 0x7f…>`: the name is kept.
+_OBJECT_REPR = re.compile(r"<(?:[^<>]*?\s)??([^<>\s]+)(?: object)? at 0x[0-9a-fA-F]+>")
+
+
+def described(text: str, limit: int = MAX_INPUT_CHARS) -> str:
+    """pydantic's own words (a `msg`, a `loc` part, a `ctx` value): safe text without reprs.
+    Cut first, so the pattern only ever scans a short string whatever a client sent."""
+    return safe_text(without_reprs(text[: 4 * limit]), limit)
+
+
+def without_reprs(text: str) -> str:
+    """`text` with every object repr replaced by the object's name (inner ones first)."""
+    while "at 0x" in text:
+        shorter = _OBJECT_REPR.sub(r"\1", text)
+        if shorter == text:
+            break
+        text = shorter
+    return text
 
 
 class _TooLarge(Exception):
@@ -85,7 +107,7 @@ def _small_ctx(ctx: Mapping[str, Any]) -> dict[str, object] | None:
         if isinstance(value, str):
             if len(value) > MAX_INPUT_CHARS:
                 return None
-            kept[str(key)] = safe_text(value)
+            kept[str(key)] = described(value)
         elif value is None or isinstance(value, bool | int | float):
             kept[str(key)] = value
         else:  # an exception object (`error`) is already said in `msg`
@@ -97,9 +119,9 @@ def public_error(error: Mapping[str, Any]) -> dict[str, object]:
     public: dict[str, object] = {
         "type": str(error.get("type", "value_error")),
         "loc": [
-            part if isinstance(part, int) else safe_text(str(part)) for part in error.get("loc", ())
+            part if isinstance(part, int) else described(str(part)) for part in error.get("loc", ())
         ],
-        "msg": safe_text(str(error.get("msg", "")), MAX_MSG_CHARS),
+        "msg": described(str(error.get("msg", "")), MAX_MSG_CHARS),
     }
     if "input" in error:
         public["input"] = preview(error["input"])
@@ -110,8 +132,32 @@ def public_error(error: Mapping[str, Any]) -> dict[str, object]:
     return public
 
 
+def _without_null_members(errors: Sequence[Any]) -> list[Mapping[str, Any]]:
+    """A field typed `X | None` that fails is reported once per union member: X's error under
+    a `loc` ending in X's schema name (`function-after[storable(), constrained-str]`, `bool`)
+    and `none_required` under one ending in `none`. A null would have been accepted, so only
+    X's error says anything: it is kept, at the field's own `loc`."""
+    mappings = [e for e in errors if isinstance(e, Mapping)]
+    nullable = {
+        tuple(e["loc"][:-1])
+        for e in mappings
+        if e.get("type") == "none_required" and tuple(e.get("loc", ()))[-1:] == ("none",)
+    }
+    if not nullable:
+        return mappings
+    kept: list[Mapping[str, Any]] = []
+    for error in mappings:
+        loc = tuple(error.get("loc", ()))
+        if loc[:-1] not in nullable:
+            kept.append(error)
+        elif error.get("type") != "none_required":
+            kept.append({**error, "loc": loc[:-1]})
+    return kept
+
+
 def public_errors(errors: Sequence[Any]) -> list[dict[str, object]]:
-    shown = [public_error(e) for e in errors[:MAX_ERRORS] if isinstance(e, Mapping)]
+    errors = _without_null_members(errors)
+    shown = [public_error(e) for e in errors[:MAX_ERRORS]]
     if len(errors) > MAX_ERRORS:
         shown.append(
             {

@@ -16,14 +16,34 @@ from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractQueue
 from aio_pika.exceptions import ChannelNotFoundEntity, DeliveryError
 
 from messaging import lenient_strings, nodes
+from messaging.dead_letter import (
+    EXCHANGE_HEADER,
+    ROUTING_KEY_HEADER,
+    SHORT_STRINGS,
+    alteration,
+    original_property_header,
+)
 from messaging.message_copy import copy_with_headers
-from messaging.topology import COMMANDS_EXCHANGE, DEAD_QUEUE
+from messaging.topology import (
+    ACCEPT_ROUTING_KEY,
+    CLOSE_ROUTING_KEY,
+    COMMANDS_EXCHANGE,
+    CREATE_ROUTING_KEY,
+    DEAD_QUEUE,
+)
 
-ROUTING_KEY_HEADER = "x-original-routing-key"
 # Added by the worker or the broker when dead-lettering; a replayed message starts clean
 # (a stale x-delivery-count would make the worker treat it as poison straight away).
 BOOKKEEPING_HEADERS = frozenset(
-    {"x-error", ROUTING_KEY_HEADER, "x-original-exchange", "x-delivery-count", "x-death"}
+    {"x-error", ROUTING_KEY_HEADER, EXCHANGE_HEADER, "x-delivery-count", "x-death"}
+)
+# The contract's commands on `interactions`: a replay sends nothing else, whatever a letter's
+# header says (a letter is publisher-controlled text, and `interactions` is a topic exchange).
+COMMAND_ROUTING_KEYS = (
+    CREATE_ROUTING_KEY,
+    CLOSE_ROUTING_KEY,
+    ACCEPT_ROUTING_KEY,
+    "operator.presence",
 )
 BOOKKEEPING_PREFIXES = ("x-first-death-", "x-last-death-")
 
@@ -38,6 +58,8 @@ class DeadLetter:
     routing_key: str
     error: str
     body: bytes
+    # The bytes of each property the letter shows escaped (`x-original-<property>`), by name.
+    originals: dict[str, bytes] = field(default_factory=dict)
 
 
 @dataclass
@@ -49,11 +71,17 @@ class ReplayReport:
 def describe(message: AbstractIncomingMessage) -> DeadLetter:
     """For a terminal: a property that is not UTF-8 shows its bytes as `\xff`."""
     headers = dict(message.headers or {})
+    originals = {
+        name: bytes(value)
+        for name in SHORT_STRINGS
+        if isinstance(value := headers.get(original_property_header(name)), bytes | bytearray)
+    }
     return DeadLetter(
         lenient_strings.printable(message.message_id) if message.message_id else None,
         original_routing_key(message),
         str(headers.get("x-error", "")),
         message.body,
+        originals,
     )
 
 
@@ -74,9 +102,19 @@ def replayable(message: AbstractIncomingMessage) -> aio_pika.Message:
 
 
 def unprocessable(message: AbstractIncomingMessage) -> str | None:
-    """A letter whose properties are not UTF-8 would only be dead-lettered again: it stays."""
+    """Why a letter must stay: it is no longer its original (a property escaped, a header
+    dropped), or, from before letters were escaped, its properties are not UTF-8; or its
+    routing key is not one of the contract's commands."""
+    headers = message.headers or {}
+    if (altered := alteration(dict(headers))) is not None:
+        return f"{altered}; replaying it would not send the original: fix the publisher"
     properties = lenient_strings.short_string_properties(message)
-    return lenient_strings.invalid_utf8_property(properties, message.headers or {})
+    if (not_utf8 := lenient_strings.invalid_utf8_property(properties, headers)) is not None:
+        return f"{not_utf8}; fix the publisher"
+    if (key := original_routing_key(message)) not in COMMAND_ROUTING_KEYS:
+        shown = lenient_strings.printable(key)
+        return f"routing key {shown!r} is not a command ({', '.join(COMMAND_ROUTING_KEYS)})"
+    return None
 
 
 @contextlib.asynccontextmanager
@@ -134,8 +172,8 @@ async def replay(amqp_url: str, limit: int) -> ReplayReport:
             if message is None:
                 break
             letter = describe(message)
-            if (not_utf8 := unprocessable(message)) is not None:
-                report.failed.append(f"{letter.message_id}: {not_utf8}; fix the publisher")
+            if (why := unprocessable(message)) is not None:
+                report.failed.append(f"{letter.message_id}: {why}")
                 kept.append(message)
                 continue
             try:

@@ -58,6 +58,8 @@ def run_demo(
         return asyncio.run(_demo(settings, count, timeout_s, keep_open))
     except (DemoError, ScenarioError) as exc:
         print(redact(f"leadrouter demo: {exc}"), file=sys.stderr)
+    except nodes.NoNodeAnswered:
+        raise  # a start-up failure: its own line and exit code (cli/startup_errors.py)
     except ConnectionError as exc:
         print(
             redact(f"leadrouter demo: cannot reach the broker (AMQP_URL): {exc}"), file=sys.stderr
@@ -67,15 +69,18 @@ def run_demo(
 
 async def _demo(settings: Settings, count: int, timeout_s: float, keep_open: bool) -> int:
     config = await _prepare_database(settings.database_url)
-    outcomes = await _publish_and_watch(settings.amqp_url, config, count, timeout_s, keep_open)
+    outcomes, unanswered = await _publish_and_watch(
+        settings.amqp_url, config, count, timeout_s, keep_open
+    )
     _print_report(config, outcomes)
-    missing = count - len(outcomes)
-    if missing:
+    if unanswered:
         print(
-            f"\n{missing} of {count} interactions got no event within {timeout_s:g}s: "
-            "check the worker's log and `leadrouter dlq list`"
+            f"\n{len(unanswered)} of {count} interactions got no routing event (interaction."
+            f"assigned, .offered, .accepted or .waiting) within {timeout_s:g} s, the first "
+            f"message_id {unanswered[0]}: is the worker running and keeping up? Check its log "
+            "and `leadrouter dlq list`, or give it longer with --timeout"
         )
-    return 1 if missing else 0
+    return 1 if unanswered else 0
 
 
 async def _contact_centre(settings: Settings) -> int:
@@ -85,15 +90,20 @@ async def _contact_centre(settings: Settings) -> int:
         await _require_worker(connection)
     engine = create_engine(settings.database_url)
     try:
-        await ensure_schema_current(engine)
-        cast = await demo_scenario.set_up(create_session_factory(engine))
-    except SchemaBehindError as exc:
-        raise DemoError(str(exc)) from exc
+        try:
+            await ensure_schema_current(engine)
+        except SchemaBehindError as exc:
+            raise DemoError(str(exc)) from exc
+        sessions = create_session_factory(engine)
+        cast = await demo_scenario.set_up(sessions)
+        try:
+            names = ", ".join(cast.operators.values())
+            print(f"contact-centre scenario {cast.run}: operators {names} (load limit 1 each)")
+            rows = await demo_scenario.play(settings.amqp_url, cast)
+        finally:
+            await demo_scenario.tear_down(sessions, cast)
     finally:
         await engine.dispose()
-    names = ", ".join(cast.operators.values())
-    print(f"contact-centre scenario {cast.run}: operators {names} (load limit 1 each)")
-    rows = await demo_scenario.play(settings.amqp_url, cast)
     print(demo_scenario.render(rows))
     print(
         "\nsticky: anna's second chat went to her previous operator; overdue: dmitry and elena "
@@ -101,6 +111,7 @@ async def _contact_centre(settings: Settings) -> int:
         "(0), who wrote first; offers: fedor's call expired unanswered and went to the other "
         "operator, who accepted it"
     )
+    print("\nits operators are now inactive: a later `leadrouter demo` leaves them out")
     return 0
 
 
@@ -126,7 +137,7 @@ async def _prepare_database(database_url: str) -> DemoConfig:
 
 async def _publish_and_watch(
     amqp_url: str, config: DemoConfig, count: int, timeout_s: float, keep_open: bool
-) -> list[Outcome]:
+) -> tuple[list[Outcome], list[str]]:
     run = uuid.uuid4().hex[:8]
     plan = {f"demo-{run}-{i}": config.sources[i % len(config.sources)].id for i in range(count)}
     connection = await nodes.connect(amqp_url)  # the first node of AMQP_URL that answers
@@ -136,12 +147,12 @@ async def _publish_and_watch(
         commands = await channel.get_exchange(COMMANDS_EXCHANGE)
         closes: set[asyncio.Task[None]] = set()
         closer = None if keep_open else _closer(commands, closes)
-        watcher = RoutingWatcher(set(plan), closer)
+        watcher = RoutingWatcher(plan, closer)
         await _subscribe(channel, watcher)
         await _publish_all(commands, plan)
         await _await_results(watcher, count, timeout_s)
         await asyncio.gather(*closes)
-    return list(watcher.outcomes.values())
+    return list(watcher.outcomes.values()), watcher.unanswered()
 
 
 async def _require_worker(connection: AbstractConnection) -> None:

@@ -7,19 +7,27 @@ answers instead of sleeping and guessing.
 
 import asyncio
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from aio_pika.abc import AbstractIncomingMessage
 
 from cli.distribution import Outcome
 
-ROUTING_RESULTS = ("interaction.assigned", "interaction.waiting")
+# Every first answer the worker can give: an operator (assigned, or offered on a source with
+# accept_timeout_s, then accepted), or a place in the queue.
+ROUTING_RESULTS = (
+    "interaction.assigned",
+    "interaction.offered",
+    "interaction.accepted",
+    "interaction.waiting",
+)
 
 
 class RoutingWatcher:
-    def __init__(self, expected: set[str], on_assigned: Callable[[int], None] | None) -> None:
-        """`on_assigned(interaction_id)` runs once per newly assigned interaction of ours."""
-        self.expected = expected
+    def __init__(self, expected: Iterable[str], on_assigned: Callable[[int], None] | None) -> None:
+        """`on_assigned(interaction_id)` runs once per interaction of ours that got an operator
+        (assigned or offered)."""
+        self.expected = dict.fromkeys(expected)  # ordered, for `unanswered`
         self.on_assigned = on_assigned
         self.outcomes: dict[str, Outcome] = {}
         self.changed = asyncio.Event()
@@ -27,6 +35,10 @@ class RoutingWatcher:
     @property
     def complete(self) -> bool:
         return len(self.outcomes) == len(self.expected)
+
+    def unanswered(self) -> list[str]:
+        """The message_ids still without a routing event, in publishing order."""
+        return [m for m in self.expected if m not in self.outcomes]
 
     async def on_message(self, message: AbstractIncomingMessage) -> None:
         event = json.loads(message.body)

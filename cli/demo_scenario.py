@@ -10,7 +10,9 @@ they caused as a table:
 4. offers: a call is offered on the phone source (`accept_timeout_s` 2 s), nobody accepts, the
    offer expires and goes to the other operator, who accepts it.
 
-Every interaction it opened is closed at the end, so the operators end with no load.
+Every interaction it opened is closed at the end, and its operators are deactivated, so a
+later `leadrouter demo` routes nothing to them (and leaves its sources out: their identifiers
+start with `contact-centre-`).
 """
 
 import asyncio
@@ -26,6 +28,7 @@ import aio_pika
 from aio_pika.abc import AbstractExchange, AbstractIncomingMessage
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from cli.demo_setup import SCENARIO_PREFIX
 from cli.table import render_table
 from db.repositories.operators import OperatorCRUD
 from db.repositories.sources import SourceCRUD
@@ -97,14 +100,30 @@ async def set_up(sessions: async_sessionmaker[AsyncSession]) -> Cast:
         pavel = await OperatorCRUD(session).create(f"Pavel ({run})", 1, True)
         sources = SourceCRUD(session)
         chat = await sources.create(
-            f"chat-{run}", "sticky chat", sticky=True, max_wait_s=MAX_WAIT_S
+            f"{SCENARIO_PREFIX}{run}-chat", "sticky chat", sticky=True, max_wait_s=MAX_WAIT_S
         )
-        phone = await sources.create(f"phone-{run}", "phone", accept_timeout_s=ACCEPT_TIMEOUT_S)
+        phone = await sources.create(
+            f"{SCENARIO_PREFIX}{run}-phone", "phone", accept_timeout_s=ACCEPT_TIMEOUT_S
+        )
         both = {olga.id: 50, pavel.id: 50}
         weights = SourceOperatorSettingCRUD(session)
         await weights.replace_source_weights(chat.id, both)
         await weights.replace_source_weights(phone.id, both)
     return Cast(run, chat.id, phone.id, {olga.id: olga.name, pavel.id: pavel.name})
+
+
+async def tear_down(sessions: async_sessionmaker[AsyncSession], cast: Cast) -> None:
+    """Its operators go inactive: they take nothing from a later demo or from real sources.
+
+    Rows stay (interactions refer to them); the plain demo ignores the sources by their prefix
+    and the operators by their weights on them (`cli/demo_setup.py`).
+    """
+    async with sessions() as session, session.begin():
+        operators = OperatorCRUD(session)
+        for operator_id in cast.operators:
+            operator = await operators.get_for_update(operator_id)
+            if operator is not None:
+                operator.active = False
 
 
 async def play(amqp_url: str, cast: Cast) -> list[list[object]]:

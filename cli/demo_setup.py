@@ -15,6 +15,9 @@ from db.repositories.sources import SourceCRUD
 from db.repositories.weights import SourceOperatorSettingCRUD
 
 SAMPLE_LOAD_LIMIT = 10_000
+# Sources of `demo --scenario contact-centre` start with this; the plain demo leaves them, and
+# the operators weighted on them, out of what it seeds and what it compares against.
+SCENARIO_PREFIX = "contact-centre-"
 SAMPLE_OPERATORS = ("Иван Петров", "Мария Сидорова", "Алексей Иванов")
 # (identifier, description, {operator index: weight}) as in the user guide.
 SAMPLE_SOURCES: tuple[tuple[str, str, dict[int, int]], ...] = (
@@ -38,24 +41,34 @@ class DemoConfig:
 
 
 async def ensure_sample_setup(sessions: async_sessionmaker[AsyncSession]) -> bool:
-    """Create the sample set-up if there are neither sources nor operators; True if created."""
+    """Create the sample set-up if there are neither sources nor operators (the scenario's
+    aside); True if created."""
     async with sessions() as session, session.begin():
-        if await SourceCRUD(session).list_all() or await OperatorCRUD(session).list_all():
+        sources = await SourceCRUD(session).list_all()
+        scenario = {s.id for s in sources if is_scenario(s.identifier)}
+        weights = await SourceOperatorSettingCRUD(session).weights_for_sources(scenario)
+        theirs = {operator_id for _, operator_id, _ in weights}
+        operators = await OperatorCRUD(session).list_all()
+        if len(sources) > len(scenario) or any(o.id not in theirs for o in operators):
             return False
-        operators = [
+        created = [
             await OperatorCRUD(session).create(n, SAMPLE_LOAD_LIMIT, True) for n in SAMPLE_OPERATORS
         ]
-        for identifier, description, weights in SAMPLE_SOURCES:
+        for identifier, description, shares in SAMPLE_SOURCES:
             source = await SourceCRUD(session).create(identifier, description)
-            by_id = {operators[i].id: w for i, w in weights.items()}
+            by_id = {created[i].id: w for i, w in shares.items()}
             await SourceOperatorSettingCRUD(session).replace_source_weights(source.id, by_id)
     return True
+
+
+def is_scenario(identifier: str) -> bool:
+    return identifier.startswith(SCENARIO_PREFIX)
 
 
 async def read_config(sessions: async_sessionmaker[AsyncSession]) -> DemoConfig:
     async with sessions() as session:
         operators = await OperatorCRUD(session).list_all()
-        sources = await SourceCRUD(session).list_all()
+        sources = [s for s in await SourceCRUD(session).list_all() if not is_scenario(s.identifier)]
         weights = await SourceOperatorSettingCRUD(session).weights_for_sources(
             s.id for s in sources
         )

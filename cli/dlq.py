@@ -7,9 +7,11 @@ missing source, correct the bot), then `replay` moves them back to be processed 
 import argparse
 import asyncio
 import sys
+import unicodedata
 
 from cli import dead_letters
 from cli.table import render_table
+from messaging.nodes import NoNodeAnswered
 from messaging.topology import COMMANDS_EXCHANGE, DEAD_QUEUE
 from schemas.redact import redact
 from schemas.settings import Settings
@@ -19,13 +21,16 @@ ERROR_CHARS = 90
 
 
 def run_dlq(args: argparse.Namespace, settings: Settings) -> int:
-    """Broker problems end in one line on stderr and exit code 2, not a traceback."""
+    """Broker problems end in one line on stderr, not a traceback: a broker that refuses at
+    start with its own exit code (cli/startup_errors.py), a later loss with 2."""
     try:
         if args.dlq_command == "list":
             return list_command(settings.amqp_url, args.limit, full=args.full)
         return replay_command(settings.amqp_url, args.limit, assume_yes=args.yes)
     except dead_letters.TopologyMissing as exc:
         print(f"leadrouter: {exc}", file=sys.stderr)
+    except NoNodeAnswered:
+        raise  # a start-up failure: its own line and exit code (cli/startup_errors.py)
     except ConnectionError as exc:
         reason = redact(str(exc))
         print(f"leadrouter: cannot reach the broker (AMQP_URL): {reason}", file=sys.stderr)
@@ -45,21 +50,60 @@ def list_command(amqp_url: str, limit: int, *, full: bool) -> int:
 
 def _rows(letters: list[dead_letters.DeadLetter]) -> list[list[object]]:
     return [
-        [n, d.message_id or "-", d.routing_key, _cut(d.error, ERROR_CHARS), _preview(d.body)]
+        [
+            n,
+            _message_id(d),
+            safe(d.routing_key),
+            _cut(safe(d.error), ERROR_CHARS),
+            _cut(safe(d.body.decode(errors="replace")), PREVIEW_CHARS),
+        ]
         for n, d in enumerate(letters, 1)
     ]
 
 
 def _block(number: int, letter: dead_letters.DeadLetter) -> str:
+    originals = "".join(
+        f"\n  original {name} (not UTF-8): {raw!r}" for name, raw in letter.originals.items()
+    )
     return (
-        f"\n#{number} message_id={letter.message_id} routing_key={letter.routing_key}\n"
-        f"  x-error: {letter.error}\n"
-        f"  body: {letter.body.decode(errors='replace')}"
+        f"\n#{number} message_id={safe(letter.message_id or '-')} "
+        f"routing_key={safe(letter.routing_key)}{originals}\n"
+        f"  x-error: {safe(letter.error)}\n"
+        f"  body: {safe(letter.body.decode(errors='replace'))}"
     )
 
 
-def _preview(body: bytes) -> str:
-    return _cut(body.decode(errors="replace").replace("\n", " "), PREVIEW_CHARS)
+def _message_id(letter: dead_letters.DeadLetter) -> str:
+    """As the letter carries it; with its original bytes when those were not UTF-8."""
+    shown = safe(letter.message_id or "-")
+    raw = letter.originals.get("message_id")
+    return shown if raw is None else f"{shown} (bytes {raw!r})"
+
+
+_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+# Control and format characters (bidi overrides too), line and paragraph separators,
+# surrogates, private use: whatever could move the cursor, reorder text or end a line.
+_UNSAFE_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
+
+
+def safe(text: str) -> str:
+    """Publisher-controlled text for a terminal: one line, nothing a terminal interprets."""
+    if text.isascii() and text.isprintable():
+        return text
+    return "".join(_escape(c) if _unsafe(c) else c for c in text)
+
+
+def _unsafe(char: str) -> bool:
+    return not char.isprintable() or unicodedata.category(char) in _UNSAFE_CATEGORIES
+
+
+def _escape(char: str) -> str:
+    if char in _ESCAPES:
+        return _ESCAPES[char]
+    code = ord(char)
+    if code < 0x100:
+        return f"\\x{code:02x}"
+    return f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
 
 
 def _cut(text: str, limit: int) -> str:
@@ -80,7 +124,7 @@ def replay_command(amqp_url: str, limit: int | None, *, assume_yes: bool) -> int
     report = asyncio.run(dead_letters.replay(amqp_url, todo))
     print(f"replayed {report.replayed} of {todo} dead letter(s) to exchange {COMMANDS_EXCHANGE}")
     for failure in report.failed:
-        print(f"  left in {DEAD_QUEUE}: {failure}")
+        print(f"  left in {DEAD_QUEUE}: {safe(failure)}")
     return 1 if report.failed else 0
 
 

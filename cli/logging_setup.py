@@ -20,10 +20,18 @@ import structlog
 from cli.log_writer import LoopBatchedWriter
 from schemas.redact import redact
 
+# Libraries that narrate routine steps at INFO: warnings only, unless `--verbose`. Alembic says
+# "Context impl SQLiteImpl." and "Will assume non-transactional DDL." on every start-up check.
+CHATTY_LOGGERS = ("alembic",)
+NOISY_LOGGERS = ("aio_pika", "aiormq", "sqlalchemy.engine")
 
-def configure_logging(log_format: Literal["console", "json"], level: int = logging.INFO) -> None:
+
+def configure_logging(
+    log_format: Literal["console", "json"], level: int = logging.INFO, *, verbose: bool = False
+) -> None:
     """Our own lines go straight to stderr (structlog's fast native path: one line per
-    interaction is a hot path); stdlib records get the same processors and renderer."""
+    interaction is a hot path); stdlib records get the same processors and renderer.
+    `verbose` lets the chatty libraries (Alembic's migration steps) speak at `level` too."""
     shared: list[structlog.typing.Processor] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
@@ -51,13 +59,30 @@ def configure_logging(log_format: Literal["console", "json"], level: int = loggi
             renderer,
         ],
     )
+    transport = logging.getLogger("aiormq.connection")
+    if not any(isinstance(f, _SaidByUs) for f in transport.filters):
+        transport.addFilter(_SaidByUs())
+
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(formatter)
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    for noisy in ("aio_pika", "aiormq", "sqlalchemy.engine", "alembic.runtime.plugins"):
+    for noisy in NOISY_LOGGERS:
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    for chatty in CHATTY_LOGGERS:
+        logging.getLogger(chatty).setLevel(logging.NOTSET if verbose else logging.WARNING)
+    if verbose:  # its plugin loader's lines say nothing even then
+        logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
+
+
+class _SaidByUs(logging.Filter):
+    """Drops aiormq's "error when creating transport": a first connection's failure is the
+    command's one start-up line (cli/startup_errors.py), a lost one's is "broker connection
+    lost" (messaging/nodes.py)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("error when creating transport")
 
 
 def json_line(event_dict: structlog.typing.EventDict, **dumps_kw: Any) -> str:

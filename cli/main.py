@@ -20,15 +20,33 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="leadrouter",
         description="Routes customer interactions from RabbitMQ to operators. "
-        "Settings come from the environment (AMQP_URL, DATABASE_URL, API_TOKEN, LOG_FORMAT, "
-        "METRICS_PORT) and an optional .env file.",
+        "Settings come from the environment (AMQP_URL, DATABASE_URL, API_TOKEN, "
+        "API_ALLOWED_HOSTS, LOG_FORMAT, METRICS_PORT) and an optional .env file.",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, summary, add_arguments in SUBCOMMANDS:
         # As in click, a command's description is the docstring of what adds its arguments.
         description = inspect.getdoc(add_arguments)
         add_arguments(commands.add_parser(name, help=summary, description=description))
+    _add_verbose(parser, default=False)
     return parser
+
+
+def _add_verbose(parser: argparse.ArgumentParser, default: object) -> None:
+    """`--verbose` before or after any (sub)command: `leadrouter -v db upgrade` and
+    `leadrouter db upgrade -v` alike. Below the top, an absent flag leaves the top's value."""
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        default=default,
+        help="also show the libraries' routine lines (Alembic's schema check and migration "
+        "steps); they are warnings-only by default",
+    )
+    for action in parser._subparsers._group_actions if parser._subparsers else ():
+        if isinstance(action, argparse._SubParsersAction):
+            for child in dict.fromkeys(action.choices.values()):
+                _add_verbose(child, default=argparse.SUPPRESS)
 
 
 def _worker(worker: argparse.ArgumentParser) -> None:
@@ -146,11 +164,31 @@ def main(argv: Sequence[str] | None = None) -> None:
         sys.stdout.write(asyncapi_json())
         sys.exit(0)
     settings = load_settings()
-    configure_logging(settings.resolved_log_format)
+    configure_logging(settings.resolved_log_format, verbose=args.verbose)
     sys.exit(_dispatch(args, settings))
 
 
 def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
+    """A broker or database that refuses at start ends in one line and its exit code
+    (cli/startup_errors.py); anything else keeps its (masked) traceback."""
+    try:
+        return _dispatch_command(args, settings)
+    except Exception as exc:
+        from cli.startup_errors import explain
+
+        command = " ".join(
+            str(part)
+            for part in (args.command, getattr(args, "db_command", None))
+            if part is not None
+        )
+        failure = explain(command, exc)
+        if failure is None:
+            raise
+        print(failure.line, file=sys.stderr)
+        return int(failure.code)
+
+
+def _dispatch_command(args: argparse.Namespace, settings: Settings) -> int:
     if args.command == "worker":
         from cli.worker_cmd import run_worker
 

@@ -84,6 +84,8 @@ class Lead(Base):
     phone: Mapped[str | None] = mapped_column(String(64), nullable=True)
     handle: Mapped[str | None] = mapped_column(String(200), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # The `sequence` of its latest `lead.merged` event (0: none yet), so the next one is +1.
+    last_sequence: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
 
     interactions: Mapped[list["Interaction"]] = relationship(back_populates="lead", lazy="raise")
     contacts: Mapped[list["LeadContact"]] = relationship(
@@ -167,6 +169,8 @@ class Interaction(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     assigned_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # The `sequence` of its latest event: its first event (written with the row) is 1.
+    last_sequence: Mapped[int] = mapped_column(Integer, default=1, server_default=text("1"))
 
     lead: Mapped[Lead] = relationship(back_populates="interactions", lazy="raise")
     source: Mapped[Source] = relationship(lazy="raise")
@@ -189,7 +193,9 @@ class OutboxEvent(Base):
     """Events written in the same transaction as the change they report (transactional outbox).
 
     A row with `published_at` NULL has not been confirmed by the broker yet; the relay re-sends it
-    with the same `event_id`, so a crash between commit and publish loses nothing.
+    with the same `event_id`, so a crash between commit and publish loses nothing. `owner` is
+    the worker process that publishes it (`OutboxOwner`); other workers' relays leave it alone
+    until that owner's lease has run out (NULL, the API's: after a lease's length).
     """
 
     __tablename__ = "outbox_events"
@@ -215,3 +221,18 @@ class OutboxEvent(Base):
     published_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     # The W3C trace the event continues (the causing command's), so a re-send keeps it.
     traceparent: Mapped[str | None] = mapped_column(String(55), nullable=True)
+    owner: Mapped[str | None] = mapped_column(String(36), nullable=True)
+
+
+class OutboxOwner(Base):
+    """A worker process that publishes events, alive while `lease_until` is ahead.
+
+    One row per process, renewed on a timer: the lease costs one UPDATE per worker, not one per
+    event. A row missing or expired means its unconfirmed events are anyone's to re-send.
+    """
+
+    __tablename__ = "outbox_owners"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    lease_until: Mapped[datetime] = mapped_column(UTCDateTime)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

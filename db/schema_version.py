@@ -9,6 +9,8 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from db.connect_failures import first_connection
+
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
 
@@ -25,7 +27,8 @@ def alembic_config(database_url: str) -> Config:
 
 def upgrade(database_url: str, revision: str = "head") -> None:
     """Apply migrations (sync entry point: Alembic's env.py runs its own event loop)."""
-    command.upgrade(alembic_config(database_url), revision)
+    with first_connection(database_url):
+        command.upgrade(alembic_config(database_url), revision)
 
 
 def head_revision(database_url: str) -> str | None:
@@ -38,9 +41,11 @@ def _current_revision(connection: Connection) -> str | None:
 
 async def ensure_schema_current(engine: AsyncEngine) -> None:
     """Refuse to run on a schema that is behind (or ahead of) this code's migrations."""
-    head = head_revision(engine.url.render_as_string(hide_password=False))
-    async with engine.connect() as connection:
-        current = await connection.run_sync(_current_revision)
+    database_url = engine.url.render_as_string(hide_password=False)
+    head = head_revision(database_url)
+    with first_connection(database_url):
+        async with engine.connect() as connection:
+            current = await connection.run_sync(_current_revision)
     if current != head:
         raise SchemaBehindError(
             f"database schema is at {current or 'nothing'}, this code needs {head}: "

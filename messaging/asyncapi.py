@@ -379,18 +379,39 @@ def _dead_letter_message() -> dict[str, Any]:
     return {
         "name": "DeadLetter",
         "title": "dead letter",
-        "summary": "The original message, body and properties unchanged, plus why it failed.",
+        "summary": "The original message, body and properties, plus why it failed.",
         "description": "The body is the original one byte for byte (it may not be JSON: that "
         "can be why it is here), with the original `content_type`, `message_id`, "
-        "`correlation_id` and `reply_to`; delivery_mode 2. A message the broker dead-lettered "
-        "by itself (its own delivery limit on the work queues) carries `x-death` but no "
-        "`x-error`.",
+        "`correlation_id` and `reply_to`; delivery_mode 2. Readable by any AMQP client: a "
+        "property or header name that was not UTF-8 is replaced by its escaped text "
+        "(`bad-\\xff`), its bytes kept in a byte-array header; and within the broker's "
+        "frame size: original headers that would not fit are dropped. `x-error` says what was "
+        "changed. A message the broker dead-lettered by itself (its own delivery limit on the "
+        "work queues) carries `x-death` but no `x-error`.",
         "headers": {
             "type": "object",
             "properties": {
                 "x-error": _property("Why, in one line (no line breaks, credentials masked)."),
                 "x-original-routing-key": _property("The routing key the message arrived with."),
                 "x-original-exchange": _property("The exchange the message arrived through."),
+                "x-original-message-id": _property(
+                    "The bytes of `message_id` when they were not UTF-8 (so too "
+                    "`x-original-correlation-id`, `-reply-to`, `-type`, `-app-id`, "
+                    "`-content-type`, `-content-encoding`).",
+                ),
+                "x-original-header-names": _property(
+                    "The bytes of each header name that was not UTF-8 (shown escaped).", "array"
+                ),
+                "x-original-timestamp": _property(
+                    "The 8 bytes of a `timestamp` no date can hold (dropped from the letter)."
+                ),
+                "x-dropped-headers": _property(
+                    "How many original headers were dropped to fit the frame size.", "integer"
+                ),
+                "x-undecodable-headers": _property(
+                    "Headers that could not be decoded (nested too deep), kept as byte arrays.",
+                    "array",
+                ),
                 "x-death": _property(
                     "Set by the broker when it dead-lettered the message itself.", "array"
                 ),
@@ -473,7 +494,10 @@ def _info() -> dict[str, Any]:
         "description": "Routes customer interactions from RabbitMQ to operators. Bots and "
         f"services publish commands to the topic exchange `{topology.COMMANDS_EXCHANGE}`; "
         "`leadrouter worker` consumes them from durable quorum queues, assigns operators and "
-        f"publishes events to the topic exchange `{topology.EVENTS_EXCHANGE}`. Whatever "
+        f"publishes events to the topic exchange `{topology.EVENTS_EXCHANGE}`: at least "
+        "once, and in steady state exactly once; each carries a `sequence` (per interaction, "
+        "per lead for `lead.merged`) so a subscriber can keep the highest and ignore older "
+        "ones that arrive late. Whatever "
         f"cannot be processed ends in `{topology.DEAD_QUEUE}` with an `x-error` header. "
         "The worker declares all of it idempotently at start.",
         "license": {"name": "MIT"},

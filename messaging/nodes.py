@@ -25,6 +25,8 @@ from aio_pika.exceptions import CONNECTION_EXCEPTIONS
 from aio_pika.robust_connection import RobustConnection
 from yarl import URL
 
+from messaging.connect_failures import NodeFailure, classify
+
 log = structlog.get_logger(__name__)
 
 SEPARATOR = ","
@@ -39,7 +41,15 @@ _Connection = TypeVar("_Connection", bound=AbstractConnection)
 
 
 class NoNodeAnswered(ConnectionError):
-    """No node in AMQP_URL accepted a connection; says which failed how (hosts, no passwords)."""
+    """No node in AMQP_URL accepted a connection; says which failed how (hosts, no passwords).
+
+    `failures` keeps each node's kind of failure, so a start-up line can say what to do."""
+
+    def __init__(self, failures: Sequence[NodeFailure]) -> None:
+        self.failures = tuple(failures)
+        super().__init__(
+            "no node in AMQP_URL answered (" + "; ".join(map(str, self.failures)) + ")"
+        )
 
 
 def parse_nodes(amqp_url: str) -> tuple[str, ...]:
@@ -134,13 +144,15 @@ async def _first_answer(
     open_one: Callable[[str, float], Awaitable[_Connection]],
     per_node_s: float,
 ) -> tuple[_Connection, int]:
-    failures: list[str] = []
+    failures: list[NodeFailure] = []
     for index, url in enumerate(nodes):
         try:
-            return await open_one(url, per_node_s), index
+            connection = await open_one(url, per_node_s)
         except CONNECTION_EXCEPTIONS as exc:
-            if len(nodes) == 1:
-                raise  # one node: its own error, as before node lists existed
-            failures.append(f"{where(url)}: {type(exc).__name__}: {exc}"[:200])
-            log.warning("broker node did not answer", node=where(url), error=failures[-1])
-    raise NoNodeAnswered("no node in AMQP_URL answered (" + "; ".join(failures) + ")")
+            failures.append(classify(url, exc, per_node_s))
+            continue
+        # Said once connected; when none answers, NoNodeAnswered says it all in one line.
+        for failure in failures:
+            log.warning("broker node did not answer", node=failure.address, error=failure.detail)
+        return connection, index
+    raise NoNodeAnswered(failures)

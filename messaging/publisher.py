@@ -1,6 +1,7 @@
 """Confirmed, persistent publishing of events, replies and dead letters."""
 
 import asyncio
+import functools
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, cast
@@ -10,7 +11,7 @@ from aio_pika import DeliveryMode
 from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractIncomingMessage
 from aiormq import spec
 
-from messaging.message_copy import copy_with_headers
+from messaging.dead_letter_sender import DeadLetterSender, LetterStored
 from messaging.tracing import trace_headers
 from routing.outcomes import PendingEvent
 
@@ -42,20 +43,14 @@ class EventPublisher:
         if event.reply_to:
             await publish_confirmed(self.channel, "", event.reply_to, body, properties)
 
-    async def dead_letter(self, original: AbstractIncomingMessage, reason: str) -> None:
-        """The original body and properties, plus `x-error` saying why, to interactions.dead."""
-        headers = dict(original.headers or {})
-        headers["x-error"] = reason
-        headers["x-original-routing-key"] = original.routing_key or ""
-        headers["x-original-exchange"] = original.exchange or ""
-        message = copy_with_headers(original, headers)
-        await publish_confirmed(
-            self.channel,
-            self.dead_letters.name,
-            original.routing_key or "",
-            message.body,
-            message.properties,
-        )
+    async def dead_letter(self, original: AbstractIncomingMessage, reason: str) -> LetterStored:
+        """The original, readable and within the frame size, plus `x-error` saying why, to
+        interactions.dead; returns once it is in a queue (`messaging.dead_letter_sender`)."""
+        return await self._letters.send(original, reason)
+
+    @functools.cached_property
+    def _letters(self) -> DeadLetterSender:
+        return DeadLetterSender(self.channel, self.dead_letters)
 
 
 def event_properties(

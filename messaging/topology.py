@@ -144,3 +144,21 @@ async def _work_queue(
 async def _exchange(channel: AbstractChannel, name: str, kind: ExchangeType) -> AbstractExchange:
     async with _declaring("exchange", name):
         return await channel.declare_exchange(name, kind, durable=True)
+
+
+async def restore_dead_letter_queue(on: AbstractChannel) -> None:
+    """Declare `interactions.dead` and its binding again (deleted by hand, by a policy, by a
+    restore), as `declare_topology` does at start. On a channel of its own (on the connection
+    of `on`): if the broker refuses (a queue of that name with other settings), only that
+    channel closes."""
+    connection = (await on.get_underlay_channel()).connection
+    channel = await connection.channel()
+    try:
+        await channel.exchange_declare(DEAD_LETTER_EXCHANGE, exchange_type="fanout", durable=True)
+        version = connection.server_properties.get("version")
+        arguments = dead_queue_arguments(version if isinstance(version, str | bytes) else None)
+        await channel.queue_declare(DEAD_QUEUE, durable=True, arguments=arguments)
+        await channel.queue_bind(DEAD_QUEUE, DEAD_LETTER_EXCHANGE)
+    finally:
+        if not channel.is_closed:
+            await channel.close()

@@ -19,7 +19,11 @@ def build_event(
     reason: AssignReason | None = None,
     traceparent: str | None = None,
     tracestate: str | None = None,
+    *,
+    sequence: int,
+    owner: str | None = None,
 ) -> tuple[PendingEvent, OutboxRow]:
+    """The body is stored whole, `sequence` in it: a re-sent event carries its number."""
     event = InteractionEvent(
         event_id=event_id,
         type=event_type,
@@ -35,6 +39,7 @@ def build_event(
         reason=reason,
         message_id=facts.message_id,
         created_at=now,
+        sequence=sequence,
     )
     body = event.model_dump_json()
     routing_key = event_type.value
@@ -42,7 +47,7 @@ def build_event(
         event_id, routing_key, body, correlation_id, reply_to, traceparent, tracestate
     )
     row = OutboxRow(
-        event_id, facts.id, routing_key, body, correlation_id, reply_to, now, traceparent
+        event_id, facts.id, routing_key, body, correlation_id, reply_to, now, traceparent, owner
     )
     return pending, row
 
@@ -55,14 +60,19 @@ def build_merged_event(
     correlation_id: str | None,
     traceparent: str | None = None,
     tracestate: str | None = None,
+    *,
+    sequence: int,
+    owner: str | None = None,
 ) -> tuple[PendingEvent, OutboxRow]:
     """`lead.merged`; its outbox row hangs on the interaction whose command merged the leads
-    (the relay finds it there), and no reply copy: the command's reply is its own event."""
+    (the relay finds it there), and no reply copy: the command's reply is its own event.
+    `sequence` counts the surviving lead's `lead.merged` events."""
     event = LeadMergedEvent(
         event_id=event_id,
         lead_uuid=merge.survivor,
         merged_lead_uuids=list(merge.merged),
         created_at=now,
+        sequence=sequence,
     )
     body = event.model_dump_json()
     routing_key = EventType.LEAD_MERGED.value
@@ -70,6 +80,6 @@ def build_merged_event(
         event_id, routing_key, body, correlation_id, None, traceparent, tracestate
     )
     row = OutboxRow(
-        event_id, interaction_id, routing_key, body, correlation_id, None, now, traceparent
+        event_id, interaction_id, routing_key, body, correlation_id, None, now, traceparent, owner
     )
     return pending, row

@@ -13,7 +13,8 @@ from schemas.events import InteractionStatus
 @dataclass(frozen=True, slots=True)
 class InteractionFacts:
     """The columns an event is built from: the interaction's own, then its lead's shown
-    contacts (joined in; the stores read them from `leads`)."""
+    contacts (joined in; the stores read them from `leads`), then the `sequence` of its latest
+    event (the next one is +1)."""
 
     id: int
     lead_uuid: str
@@ -27,6 +28,7 @@ class InteractionFacts:
     email: str | None
     phone: str | None
     handle: str | None
+    last_sequence: int
 
 
 @dataclass

@@ -8,6 +8,7 @@ The worker and the API both go through this class, so an HTTP close and an AMQP 
 same code path.
 """
 
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -58,14 +59,19 @@ class Router:
     """One unit of routing work in one transaction of `store`; the caller commits (or rolls
     back) after. The router decides, the store only reads and writes."""
 
-    def __init__(self, store: RoutingStore, rng: Random) -> None:
+    def __init__(self, store: RoutingStore, rng: Random, owner: str | None = None) -> None:
         self.store = store
         self.rng = rng
+        self.owner = owner  # the worker process whose relay answers for the events (None: API)
         self.now = datetime.now(UTC)
         self.new_event_id = UuidSource()
         self.outcome = RoutingOutcome()
         self.pool = OperatorPool({}, [])
         self._outbox_rows: list[OutboxRow] = []
+        # interaction_id -> the sequence of its latest event in this transaction; those not
+        # yet written to the store are in `_unwritten_sequences`.
+        self._sequences: dict[int, int] = {}
+        self._unwritten_sequences: dict[int, int] = {}
         self._followers: list[tuple[CreateRequest | CloseRequest | AcceptRequest, int]] = []
         # operator_id -> the envelope of the traced close that freed it: a drain onto that
         # operator continues the close's trace (a drain an API change caused has none).
@@ -246,13 +252,15 @@ class Router:
             waiting_in = {facts.source_id} if facts.status == WAITING else set()
             requested |= _holders(facts, operator_id)
             self.pool = await OperatorPool.lock(self.store, waiting_in, requested)
-            facts = await self._facts_of(interaction_id)  # fresh, now that nobody can move it
+            # Fresh, now that nobody can move it; its row locked against an overdue sweep,
+            # which numbers an event of a waiting one without the operators' locks.
+            facts = await self._facts_of(interaction_id, lock=True)
             if _holders(facts, operator_id) <= requested:
                 return facts
         raise AssignmentRefused(f"interaction {interaction_id} keeps changing; try again")
 
-    async def _facts_of(self, interaction_id: int) -> InteractionFacts:
-        facts = (await self.store.facts([interaction_id])).get(interaction_id)
+    async def _facts_of(self, interaction_id: int, *, lock: bool = False) -> InteractionFacts:
+        facts = (await self.store.facts([interaction_id], lock=lock)).get(interaction_id)
         if facts is None:
             raise AssignmentRefused(f"unknown interaction {interaction_id}", not_found=True)
         return facts
@@ -340,6 +348,7 @@ class Router:
                 shown.email,
                 shown.phone,
                 shown.handle,
+                0,  # no event yet: its first is 1, the row's default
             )
             if row.operator_id is None:
                 event = self._emit(facts, EventType.WAITING, request.envelope)
@@ -347,8 +356,13 @@ class Router:
                 event = self._emit(facts, EVENT_OF[row.status], request.envelope, reason)
             self._record(request.key, facts, event)
             first_of_lead.setdefault(row.lead_uuid, (interaction_id, request.envelope))
-        for merge in leads.merges:  # after the interaction's own event: not its first
-            self._emit_merged(merge, *first_of_lead[merge.survivor])
+        if leads.merges:  # after the interaction's own event: not its first
+            counts = Counter(merge.survivor for merge in leads.merges)
+            last = await self.store.advance_lead_sequences(counts)
+            for merge in leads.merges:
+                sequence = last[merge.survivor] - counts[merge.survivor] + 1
+                counts[merge.survivor] -= 1
+                self._emit_merged(merge, *first_of_lead[merge.survivor], sequence)
 
     async def _resolve_leads(self, creates: Sequence[CreateRequest]) -> LeadResolution:
         return await self.resolve_leads([(c.key, c.command.contacts) for c in creates])
@@ -444,6 +458,11 @@ class Router:
     ) -> list[tuple[CloseRequest, InteractionFacts]]:
         """Refuse unknown ids, replay already-closed ones, return the rest with their facts."""
         facts = await self.store.facts(c.command.interaction_id for c in closes)
+        if waiting := [i for i, f in facts.items() if f.status == WAITING]:
+            # Read again with their rows locked: an overdue sweep numbers an event of a waiting
+            # interaction holding its row, not its source's operators, and the close's event
+            # must come after it (`last_sequence` as that sweep left it).
+            facts.update(await self.store.facts(waiting, lock=True))
         already = await self.store.events_of_type(
             (i for i, f in facts.items() if f.status == CLOSED), EventType.CLOSED
         )
@@ -619,12 +638,25 @@ class Router:
             reason,
             envelope.traceparent,
             envelope.tracestate,
+            sequence=self._next_sequence(facts),
+            owner=self.owner,
         )
         self._outbox_rows.append(row)
         self.outcome.events.append(event)
         return event
 
-    def _emit_merged(self, merge: LeadMerge, interaction_id: int, envelope: Envelope) -> None:
+    def _next_sequence(self, facts: InteractionFacts) -> int:
+        """The interaction's next event number. Facts read in this transaction may predate
+        its own earlier events (written at `_finish`), so the higher of the two counts."""
+        sequence = max(self._sequences.get(facts.id, 0), facts.last_sequence) + 1
+        self._sequences[facts.id] = sequence
+        if sequence > 1:  # a new interaction's 1 is its row's default
+            self._unwritten_sequences[facts.id] = sequence
+        return sequence
+
+    def _emit_merged(
+        self, merge: LeadMerge, interaction_id: int, envelope: Envelope, sequence: int
+    ) -> None:
         """`lead.merged`, stored with the interaction whose command revealed the merge."""
         event, row = build_merged_event(
             self.new_event_id(),
@@ -634,6 +666,8 @@ class Router:
             envelope.correlation_id,
             envelope.traceparent,
             envelope.tracestate,
+            sequence=sequence,
+            owner=self.owner,
         )
         self._outbox_rows.append(row)
         self.outcome.events.append(event)
@@ -685,6 +719,9 @@ class Router:
         await self.pool.flush(self.store)
         await self.store.add_events(self._outbox_rows)
         self._outbox_rows = []
+        if self._unwritten_sequences:
+            await self.store.set_sequences(self._unwritten_sequences)
+            self._unwritten_sequences = {}
         for request, primary_key in self._followers:
             self._copy_result(request.key, request.envelope, primary_key)
 

@@ -67,3 +67,4 @@ class OutboxRow(NamedTuple):
     reply_to: str | None
     created_at: datetime
     traceparent: str | None = None  # the W3C trace the event continues, for a re-send too
+    owner: str | None = None  # the worker process that publishes it (None: the API)

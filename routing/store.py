@@ -37,7 +37,16 @@ class RoutingStore(Protocol):
     # -- interactions and leads ----------------------------------------------------------------
     async def ids_by_message_id(self, message_ids: Iterable[str]) -> dict[str, int]: ...
 
-    async def facts(self, interaction_ids: Iterable[int]) -> dict[int, InteractionFacts]: ...
+    async def facts(
+        self, interaction_ids: Iterable[int], *, lock: bool = False
+    ) -> dict[int, InteractionFacts]:
+        """With `lock`, their rows are locked until commit (PostgreSQL `FOR UPDATE`; SQLite's
+        single writer holds everything already)."""
+        ...
+
+    async def set_sequences(self, last: Mapping[int, int]) -> None:
+        """interaction_id -> the `sequence` of its latest event (`last_sequence`)."""
+        ...
 
     async def next_waiting(
         self, source_ids: Iterable[int], after: WaitingCursor | None, limit: int
@@ -71,6 +80,11 @@ class RoutingStore(Protocol):
 
     async def merge_leads(self, merges: Sequence[LeadMerge]) -> None:
         """Move the merged leads' contacts and interactions to the survivor, then delete them."""
+        ...
+
+    async def advance_lead_sequences(self, counts: Mapping[str, int]) -> dict[str, int]:
+        """Add `counts[uuid]` to each lead's `last_sequence` (its `lead.merged` events'
+        numbers) and return the new values; the leads are locked already (a merge)."""
         ...
 
     async def insert_interactions(self, rows: Sequence[NewInteraction]) -> list[int]:

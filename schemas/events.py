@@ -5,7 +5,7 @@ from datetime import datetime
 from enum import StrEnum
 from functools import lru_cache
 
-from pydantic import BaseModel, ConfigDict, field_serializer
+from pydantic import BaseModel, ConfigDict, Field, field_serializer
 
 
 class InteractionStatus(StrEnum):
@@ -58,6 +58,13 @@ class InteractionEvent(BaseModel):
     reason: AssignReason | None
     message_id: str | None
     created_at: datetime
+    sequence: int = Field(
+        ge=1,
+        description="1 for the interaction's first event, +1 for each later one; fixed when "
+        "the event is made (a re-sent event keeps it). Keep the highest per interaction and "
+        "ignore lower ones: events can arrive out of order.",
+        examples=[1],
+    )
 
     @field_serializer("created_at")
     def _utc_z(self, value: datetime) -> str:
@@ -75,6 +82,12 @@ class LeadMergedEvent(BaseModel):
     lead_uuid: str
     merged_lead_uuids: list[str]
     created_at: datetime
+    sequence: int = Field(
+        ge=1,
+        description="1 for the surviving lead's first `lead.merged`, +1 for each later one; "
+        "a re-sent event keeps it.",
+        examples=[1],
+    )
 
     @field_serializer("created_at")
     def _utc_z(self, value: datetime) -> str:

@@ -38,6 +38,23 @@ StorableText = Annotated[str, AfterValidator(storable)]
 
 
 @dataclass(frozen=True)
+class StorableUpTo(GroupedMetadata):
+    """`Annotated[str, StorableUpTo(2000)]`: at most `max_length` characters, then storable.
+
+    The length is a constraint of the string itself, so an error says "String should have at
+    most 2000 characters" at the field; `Field(max_length=…)` on `StorableText` would wrap the
+    validator instead, and pydantic then names that wrapper (a `functools.partial` repr with an
+    address) in the error's `loc`.
+    """
+
+    max_length: int
+
+    def __iter__(self) -> Iterator[object]:
+        yield from StringConstraints(max_length=self.max_length)
+        yield AfterValidator(storable)
+
+
+@dataclass(frozen=True)
 class StorableLine(GroupedMetadata):
     """`Annotated[str, StorableLine(100)]`: a name-like line, stripped of surrounding white
     space, then 1 to `max_length` characters, then storable (checked in that order)."""

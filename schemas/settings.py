@@ -8,6 +8,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from messaging.nodes import parse_nodes
 from schemas.contacts import is_region
+from schemas.hosts import DEFAULT_ALLOWED_HOSTS, parse_allowed_hosts
 
 
 class Settings(BaseSettings):
@@ -20,6 +21,7 @@ class Settings(BaseSettings):
     amqp_url: str = "amqp://guest:guest@localhost:5672/"
     database_url: str = "sqlite+aiosqlite:///./leadrouter.db"
     api_token: SecretStr | None = None
+    api_allowed_hosts: str = DEFAULT_ALLOWED_HOSTS  # schemas/hosts.py: `*` for any
     log_format: Literal["console", "json"] | None = None
     metrics_port: int | None = Field(default=None, ge=1, le=65535)
     default_phone_region: str | None = None
@@ -39,6 +41,12 @@ class Settings(BaseSettings):
         parse_nodes(value)
         return value
 
+    @field_validator("api_allowed_hosts")
+    @classmethod
+    def _host_names(cls, value: str) -> str:
+        parse_allowed_hosts(value)
+        return value
+
     @field_validator("default_phone_region")
     @classmethod
     def _known_region(cls, value: str | None) -> str | None:
@@ -55,6 +63,11 @@ class Settings(BaseSettings):
         if not value.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
             raise ValueError("must start with sqlite+aiosqlite:// or postgresql+asyncpg://")
         return value
+
+    @property
+    def allowed_hosts(self) -> frozenset[str] | None:
+        """The Host names the API answers to; None: any."""
+        return parse_allowed_hosts(self.api_allowed_hosts)
 
     @property
     def resolved_log_format(self) -> Literal["console", "json"]:

@@ -7,6 +7,7 @@ processed within the grace period, then the channels and connection close.
 
 import asyncio
 import contextlib
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
@@ -31,7 +32,7 @@ from worker.confirm_ledger import ConfirmLedger
 from worker.metrics import WorkerMetrics
 from worker.parse import CommandKind
 from worker.pipeline import BatchProcessor, Delivery, PipelineConfig, RoutedBatch
-from worker.relay import OutboxRelay
+from worker.relay import RENEWALS_PER_LEASE, OutboxRelay, lease_for
 
 log = structlog.get_logger(__name__)
 # Burst mode ends after this long without a delivery: with prefetch open, an idle consumer
@@ -70,6 +71,10 @@ class Worker:
         self._stop = asyncio.Event()
         self.connection: AbstractRobustConnection | None = None
         self.ledger = ConfirmLedger()
+        # This process as the owner of the events it writes (`worker/relay.py`): its relay
+        # answers for them while its lease lasts, another worker's after.
+        self.owner = str(uuid.uuid4())
+        self.lease = lease_for(settings.outbox_relay_interval_s)
         # Batches awaiting their confirms and ack, and the newest: acks go out in batch order.
         self._settling: set[asyncio.Task[None]] = set()
         self._last_settle: asyncio.Task[None] | None = None
@@ -82,6 +87,7 @@ class Worker:
         async with self._started() as running:
             background = [
                 asyncio.create_task(self._relay_forever(running.relay)),
+                asyncio.create_task(self._lease_forever(running.relay)),
                 asyncio.create_task(self._timers_forever(running.processor)),
             ]
             try:
@@ -92,6 +98,7 @@ class Worker:
                     with contextlib.suppress(asyncio.CancelledError):
                         await task
                 await self._drain_after_stop(running)
+                await self._release(running.relay)
 
     @contextlib.asynccontextmanager
     async def _started(self) -> AsyncIterator[_Running]:
@@ -106,6 +113,7 @@ class Worker:
                 running = await self._build(connection, transactions)
                 log.info(
                     "worker started",
+                    owner=self.owner,
                     prefetch=self.settings.prefetch_count,
                     batch_size=self.settings.batch_size,
                     transactions=type(transactions).__name__,
@@ -136,10 +144,11 @@ class Worker:
         config = PipelineConfig(
             settings.delivery_limit, settings.db_retry_attempts, settings.default_phone_region
         )
+        relay = OutboxRelay(self.session_factory, publisher, self.owner, self.lease)
+        await relay.register()
         processor = BatchProcessor(
-            transactions, publisher, self.rng, config, self.metrics, self.ledger
+            transactions, publisher, self.rng, config, self.metrics, self.ledger, self.owner
         )
-        relay = OutboxRelay(self.session_factory, publisher)
         await relay.publish_pending(older_than=timedelta(0))
         work_queues: list[tuple[AbstractQueue, CommandKind]] = [
             (topology.create_queue, "create"),
@@ -260,6 +269,24 @@ class Worker:
                 await processor.fire_timers()
             except Exception as exc:
                 log.warning("timers failed; will retry", error=repr(exc)[:300])
+
+    async def _lease_forever(self, relay: OutboxRelay) -> None:
+        """Renew the outbox lease several times per lease: a renewal that fails or comes late
+        now and then costs nothing; only a worker gone for a whole lease loses its events to
+        the others' relays. A task of its own, so a long relay pass does not delay it."""
+        every = self.lease.total_seconds() / RENEWALS_PER_LEASE
+        while True:
+            await asyncio.sleep(every)
+            try:
+                await relay.renew()
+            except Exception as exc:
+                log.warning("outbox lease renewal failed; will retry", error=repr(exc)[:300])
+
+    async def _release(self, relay: OutboxRelay) -> None:
+        try:
+            await relay.release()
+        except Exception as exc:  # the lease then runs out by itself
+            log.warning("could not release the outbox lease", error=repr(exc)[:300])
 
     async def _relay_forever(self, relay: OutboxRelay) -> None:
         interval = self.settings.outbox_relay_interval_s

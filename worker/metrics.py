@@ -38,4 +38,8 @@ class WorkerMetrics(MetricSet):
             "Inbound AMQP timestamp to event confirmed",
             buckets=SECONDS_BUCKETS,
         )
+        self.dead_letters_returned = self.counter(
+            "dead_letters_returned",
+            "Dead letters the broker returned (interactions.dead missing or unbound)",
+        )
         self.load = LoadGauges(self.registry)

@@ -10,7 +10,7 @@ from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from messaging.lenient_strings import invalid_utf8_property
+from messaging.lenient_strings import invalid_utf8_property, undecodable_reason
 from routing.commands import AcceptRequest, CloseRequest, CreateRequest, Envelope, Request
 from routing.outcomes import RefusalClass, Refused
 from schemas.contacts import PHONE_REGION
@@ -86,12 +86,17 @@ def envelope_refusal(
     headers: Mapping[str, Any],
     redelivered: bool,
     delivery_limit: int,
+    timestamp: object = None,
 ) -> Refused | None:
     """What the AMQP envelope alone rules out, before the body is read."""
     if (poison := poison_reason(headers, redelivered, delivery_limit)) is not None:
         return Refused(poison, RefusalClass.DELIVERY_LIMIT)
     if (not_utf8 := invalid_utf8_property(properties, headers)) is not None:
         return Refused(not_utf8, RefusalClass.INVALID_PROPERTY)
+    if (undecodable := undecodable_reason(headers, timestamp)) is not None:
+        return Refused(one_line(undecodable), RefusalClass.INVALID_PROPERTY)
+    if (unstorable := unstorable_property(properties)) is not None:
+        return Refused(unstorable, RefusalClass.INVALID_PROPERTY)
     content_type = properties.get("content_type")
     if not is_json_content_type(content_type):
         return Refused(
@@ -104,6 +109,20 @@ def envelope_refusal(
             one_line(f"content_encoding {encoding!r} is not supported; send plain UTF-8 JSON"),
             RefusalClass.CONTENT_TYPE,
         )
+    return None
+
+
+# The properties a command's rows keep (interactions, outbox): what the database must store.
+STORED_PROPERTIES = ("message_id", "correlation_id", "reply_to")
+
+
+def unstorable_property(properties: Mapping[str, Any]) -> str | None:
+    """A NUL fails a PostgreSQL text column, and with it the whole batch's transaction: refused
+    here, alike on SQLite, as the message's own reason (lone surrogates are not UTF-8, above)."""
+    for name in STORED_PROPERTIES:
+        value = properties.get(name)
+        if isinstance(value, str) and "\x00" in value:
+            return f"{name} contains the NUL character, which cannot be stored"
     return None
 
 

@@ -9,7 +9,7 @@ import contextlib
 import time
 from collections import Counter
 from collections.abc import Awaitable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from random import Random
 from typing import Any
 
@@ -21,6 +21,7 @@ from db.retry import RetriesExhausted, retry_transient
 from db.transactions import TransactionRunner
 from db.types import utcnow
 from messaging import tracing
+from messaging.dead_letter_sender import DeadLetterNotStored, LetterStored
 from messaging.lenient_strings import printable, short_string_properties
 from messaging.publisher import EventPublisher
 from messaging.topology import is_own_queue
@@ -59,6 +60,9 @@ class PipelineConfig:
     delivery_limit: int = 5
     db_retry_attempts: int = 6
     phone_region: str | None = None  # DEFAULT_PHONE_REGION
+    # A message whose dead letter the broker could not store goes back to its queue this
+    # much later (not at once: interactions.dead may take a while to come back).
+    unstored_letter_backoff_s: float = 0.5
 
 
 @dataclass
@@ -71,6 +75,7 @@ class RoutedBatch:
     started: float
     event_ids: list[str]  # of `outcome.events`, listed once for the ledger
     span: Any = None  # the batch's OpenTelemetry span while tracing is on (messaging.tracing)
+    unstored: set[int] = field(default_factory=set)  # refused, but no dead letter: not acked
 
 
 class BatchProcessor:
@@ -88,6 +93,7 @@ class BatchProcessor:
         config: PipelineConfig,
         metrics: WorkerMetrics,
         ledger: ConfirmLedger,
+        owner: str | None = None,
     ) -> None:
         self.transactions = transactions
         self.publisher = publisher
@@ -95,6 +101,7 @@ class BatchProcessor:
         self.config = config
         self.metrics = metrics
         self.ledger = ledger
+        self.owner = owner  # this process's outbox owner id: its relay answers for the events
 
     async def route(self, deliveries: Sequence[Delivery]) -> RoutedBatch:
         """Parse and route in one transaction, which also records earlier batches' confirms."""
@@ -128,10 +135,7 @@ class BatchProcessor:
 
     def send(self, routed: RoutedBatch) -> "asyncio.Future[list[None]]":
         """Start every dead letter and event publish now, in order; resolves when all confirmed."""
-        publishes = [
-            self.publisher.dead_letter(routed.deliveries[k].message, refusal.reason)
-            for k, refusal in routed.refused.items()
-        ]
+        publishes = [self._dead_letter(routed, k, refusal) for k, refusal in routed.refused.items()]
         publishes += [self.publisher.publish_event(event) for event in routed.outcome.events]
         confirmed = asyncio.gather(*(asyncio.ensure_future(p) for p in publishes))
         if routed.span is not None:  # tracing on: a span from now until every confirm
@@ -143,6 +147,35 @@ class BatchProcessor:
             )
             confirmed.add_done_callback(lambda done: _end_publish_span(span, done))
         return confirmed
+
+    async def _dead_letter(self, routed: RoutedBatch, key: int, refusal: Refused) -> None:
+        """A letter the broker could not store leaves its original unacked (`unstored`)."""
+        message = routed.deliveries[key].message
+        try:
+            stored = await self.publisher.dead_letter(message, refusal.reason)
+            routed.unstored.discard(key)  # sent again after a publish failure: stored now
+        except DeadLetterNotStored as exc:
+            routed.unstored.add(key)
+            self.metrics.dead_letters_returned.inc()
+            log.error(
+                "dead letter not stored: interactions.dead is missing or not bound to "
+                "interactions.dlx; the message goes back to its queue. Fix: start a worker "
+                "(it declares the queue) or declare interactions.dead and bind it",
+                message_id=printable(message.message_id or "") or None,
+                reason=refusal.reason,
+                error=one_line(str(exc)),
+            )
+            return
+        if stored is LetterStored.AFTER_RESTORE:
+            self.metrics.dead_letters_returned.inc()
+
+    async def _requeue_unstored(self, routed: RoutedBatch) -> None:
+        """Before the batch's ack (a `multiple` ack would take them too): back to the queue."""
+        if not routed.unstored:
+            return
+        await asyncio.sleep(self.config.unstored_letter_backoff_s)
+        for key in sorted(routed.unstored):
+            await routed.deliveries[key].message.nack(requeue=True)
 
     async def settle(
         self,
@@ -161,7 +194,9 @@ class BatchProcessor:
             if previous is not None:
                 with contextlib.suppress(Exception):  # its failure is handled where it happened
                     await previous
-            await ack_batch(routed.deliveries)
+            await self._requeue_unstored(routed)
+            kept = routed.unstored
+            await ack_batch([d for k, d in enumerate(routed.deliveries) if k not in kept])
             self._observe(routed)
         except Exception:
             self.ledger.abandoned(routed.event_ids)
@@ -176,10 +211,10 @@ class BatchProcessor:
         locks interactions, the expiry locks operators first, as every routing transaction."""
 
         async def overdue(store: RoutingStore) -> RoutingOutcome:
-            return await Router(store, self.rng).mark_overdue()
+            return await Router(store, self.rng, self.owner).mark_overdue()
 
         async def expired(store: RoutingStore) -> RoutingOutcome:
-            return await Router(store, self.rng).expire_offers()
+            return await Router(store, self.rng, self.owner).expire_offers()
 
         sent = 0
         for sweep in (overdue, expired):
@@ -247,6 +282,7 @@ class BatchProcessor:
                 headers,
                 bool(message.redelivered),
                 self.config.delivery_limit,
+                message.timestamp,
             )
             if refusal is not None:
                 return refusal
@@ -323,7 +359,7 @@ class BatchProcessor:
 
         async def work(store: RoutingStore) -> RoutingOutcome:
             await store.record_published(to_record, utcnow())
-            return await Router(store, self.rng).route_batch(creates, closes, accepts)
+            return await Router(store, self.rng, self.owner).route_batch(creates, closes, accepts)
 
         with tracing.span("leadrouter.transaction"):
             return await self.transactions.run(work)
@@ -344,6 +380,8 @@ class BatchProcessor:
         for key, delivery in enumerate(routed.deliveries):
             message_id = delivery.message.message_id
             result = routed.outcome.results.get(key)
+            if key in routed.unstored:
+                continue  # logged when its letter came back
             if (refusal := routed.refused.get(key)) is not None:
                 log.warning(
                     "message dead-lettered",
@@ -369,13 +407,16 @@ class BatchProcessor:
                 )
 
     def _count(self, routed: RoutedBatch, elapsed_s: float) -> None:
-        m, now = self.metrics, time.time()
+        m, now, kept = self.metrics, time.time(), routed.unstored
         m.batch_size.observe(len(routed.deliveries))
         m.processing_seconds.observe(elapsed_s)
         tallies = (
             (m.consumed, Counter(d.kind for d in routed.deliveries)),
             (m.events_published, Counter(e.routing_key for e in routed.outcome.events)),
-            (m.dead_lettered, Counter(r.kind.value for r in routed.refused.values())),
+            (
+                m.dead_lettered,
+                Counter(r.kind.value for k, r in routed.refused.items() if k not in kept),
+            ),
             (
                 m.routed,
                 Counter(r.status for r in routed.outcome.results.values() if isinstance(r, Routed)),

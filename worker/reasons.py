@@ -8,9 +8,10 @@ import re
 
 from sqlalchemy.exc import StatementError
 
+from messaging.dead_letter import MAX_ERROR_CHARS
 from schemas.redact import redact
 
-MAX_REASON_CHARS = 300
+MAX_REASON_CHARS = MAX_ERROR_CHARS
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
 
 

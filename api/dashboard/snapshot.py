@@ -28,7 +28,9 @@ async def build_snapshot(
         queries = DashboardQueries(session)
         operators = await queries.operators(now - RECENT)
         sources = await queries.sources()
-        shares = await queries.shares(now - timedelta(seconds=window_s))
+        window_start = now - timedelta(seconds=window_s)
+        shares = await queries.shares(window_start)
+        created = await queries.created_by_source(window_start)
         flow = await queries.routed_per_second(now - timedelta(seconds=FLOW_SECONDS))
     dead_letters = await state.broker.message_count(DEAD_QUEUE)
     shares_by_source = _shares(shares, {o.id for o in operators if o.active})
@@ -46,6 +48,7 @@ async def build_snapshot(
                 max_wait_s=s.max_wait_s,
                 waiting=s.waiting,
                 oldest_waiting_at=s.oldest_waiting_at,
+                in_window=created.get(s.id, 0),
                 shares=shares_by_source.get(s.id, []),
             )
             for s in sources

@@ -45,6 +45,7 @@ class DashboardSource(BaseModel):
     max_wait_s: int | None = Field(description="waiting SLA; null when the source has none")
     waiting: int
     oldest_waiting_at: datetime | None = Field(description="created_at of its oldest waiting one")
+    in_window: int = Field(description="its interactions created in the window, any status")
     shares: list[DashboardShare]
 
 

@@ -14,12 +14,12 @@ from pydantic import (
 from pydantic.json_schema import SkipJsonSchema
 
 from api.models.common import PatchBody
-from schemas.fields import DbId, StorableLine, StorableText, Weight
+from schemas.fields import DbId, StorableLine, StorableUpTo, Weight
 
 Identifier = Annotated[str, StorableLine(100), Field(examples=["telegram-bot"])]
 
 
-Description = Annotated[StorableText, Field(max_length=2000, examples=["Support bot"])]
+Description = Annotated[str, StorableUpTo(2000), Field(examples=["Support bot"])]
 MAX_WAIT_HELP = "a waiting interaction older than this gets one `interaction.overdue` event"
 MaxWait = Annotated[StrictInt, Field(ge=1, le=7 * 86400, examples=[300], description=MAX_WAIT_HELP)]
 ACCEPT_TIMEOUT_HELP = (

@@ -4,12 +4,13 @@ from fastapi import APIRouter, Response
 
 from api.deps import StateDep
 from api.models.health import Health
+from api.routes.params import HEALTH_PATH
 from db.health import database_answers
 
 router = APIRouter(tags=["health"])
 
 
-@router.get("/health", response_model=Health, responses={503: {"model": Health}})
+@router.get(HEALTH_PATH, response_model=Health, responses={503: {"model": Health}})
 async def health(state: StateDep, response: Response) -> Health:
     """200 while the database answers (the broker may be down: the API still serves reads)."""
     database = await database_answers(state.read_sessions)

@@ -7,7 +7,7 @@ from functools import partial
 from typing import Annotated, Any, cast
 
 from fastapi import APIRouter, Body, Query, Request, Response
-from pydantic import BaseModel, Field
+from pydantic import BaseModel
 
 from api.deps import SessionDep, StateDep, UnitDep
 from api.docs import errors
@@ -29,7 +29,7 @@ from messaging.topology import CREATE_ROUTING_KEY
 from routing.outcomes import RoutingOutcome
 from routing.router import Router
 from schemas.events import InteractionStatus
-from schemas.fields import StorableText
+from schemas.fields import StorableUpTo
 
 router = APIRouter(prefix=f"{API_PREFIX}/interactions", tags=["interactions"])
 
@@ -38,7 +38,7 @@ class InteractionQuery(BaseModel):
     status: InteractionStatus | None = None
     operator_id: QueryId | None = None
     source_id: QueryId | None = None
-    message_id: Annotated[StorableText, Field(max_length=255)] | None = None
+    message_id: Annotated[str, StorableUpTo(255)] | None = None
 
     def as_filter(self) -> InteractionFilter:
         """The query's fields are the filter's keys; one not given does not filter."""

@@ -8,6 +8,8 @@ from pydantic import BaseModel, Field
 from schemas.fields import MAX_DB_INT
 
 API_PREFIX = "/api/v1"
+METRICS_PATH = "/metrics"  # needs the token too when API_TOKEN is set
+HEALTH_PATH = "/health"  # open to any host and without a token
 
 OperatorId = Annotated[int, Path(ge=1, le=MAX_DB_INT, examples=[3])]
 SourceId = Annotated[int, Path(ge=1, le=MAX_DB_INT, examples=[1])]

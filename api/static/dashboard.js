@@ -15,6 +15,10 @@
   const POLL_AFTER_FAILURES = 3; // then poll snapshots until the stream works again
   const POLL_MS = 5000;
   const MAX_BACKOFF_MS = 15000;
+  const RATE_SECONDS = 10; // the "routed / s" tile's window
+  const CARD_REM = 13; // an operator card's narrowest width
+  const MANY_OPERATORS = 24; // beyond: the operators' panel spans the page under the charts
+  const LABEL_EM = 5; // a bar label's narrowest room; closer bars name every n-th operator
 
   const $ = (id) => document.getElementById(id);
   const state = {
@@ -25,8 +29,10 @@
     controller: null,
     pollTimer: null,
     flowChart: null,
+    flowDate: null, // the date above the flow chart (its axis shows times only)
     shareCharts: new Map(), // source id -> {chart, key}
     operatorRows: new Map(), // operator id -> {el, parts, last}
+    operatorNames: '', // the names the cards were last sized for
     queueRows: new Map(), // source id -> {el, cells}
     generation: 0, // bumped to restart the stream (window changed, token entered)
   };
@@ -242,11 +248,20 @@
     $('dead-letters').parentElement.classList.toggle('alert', s.dead_letters > 0);
     text('broker', s.broker);
     $('broker').parentElement.classList.toggle('alert', s.broker !== 'ok');
-    const since = Math.floor(s.generated_at ? Date.parse(s.generated_at) / 1000 : 0) - 10;
-    const recent = s.flow.points.filter(([second]) => second >= since);
-    const total = recent.reduce((sum, [, count]) => sum + count, 0);
-    text('rate', (total / 10).toFixed(1));
+    renderRate();
     tickWaits();
+  }
+
+  /* Routed in the last 10 whole seconds of the server's clock, redrawn every second: an
+     unchanged snapshot is not sent again, so the rate must fall by itself when nothing happens. */
+  function renderRate() {
+    const snapshot = state.snapshot;
+    if (!snapshot) return;
+    const end = Math.floor(now() / 1000);
+    const total = snapshot.flow.points
+      .filter(([second]) => second > end - RATE_SECONDS && second <= end)
+      .reduce((sum, [, count]) => sum + count, 0);
+    text('rate', (total / RATE_SECONDS).toFixed(1));
   }
 
   function el(tag, className, content) {
@@ -279,6 +294,50 @@
         state.operatorRows.delete(id);
       }
     }
+    const names = operators.map((o) => o.name).join('\u0000');
+    if (names !== state.operatorNames) {
+      state.operatorNames = names;
+      // Many operators: their panel goes under the charts, across the whole width.
+      const many = operators.length > MANY_OPERATORS;
+      if ($('board').classList.contains('many') !== many) {
+        $('board').classList.toggle('many', many);
+        resizeCharts();
+      }
+      fitOperatorCards();
+    }
+  }
+
+  /* Cards as wide as the longest name needs while the operators still fit on the screen;
+     beyond that (200 operators), the base width, names cut with the whole one on hover. */
+  function fitOperatorCards() {
+    const grid = $('operators');
+    const cards = [...grid.children];
+    if (!cards.length || !grid.clientWidth) return;
+    const rem = parseFloat(getComputedStyle(document.documentElement).fontSize);
+    const style = getComputedStyle(grid);
+    const gap = parseFloat(style.columnGap) || 0;
+    const rowGap = parseFloat(style.rowGap) || 0;
+    let need = 0;
+    let rowHeight = 0;
+    for (const card of cards) {
+      const name = card.querySelector('.name');
+      const text = document.createRange();
+      text.selectNodeContents(name); // the whole name's width, whatever its box's
+      const whole = Math.ceil(text.getBoundingClientRect().width);
+      need = Math.max(need, card.offsetWidth - name.clientWidth + whole + 1);
+      rowHeight = Math.max(rowHeight, card.offsetHeight);
+    }
+    const width = grid.clientWidth;
+    const top = grid.getBoundingClientRect().top + window.scrollY;
+    const room = Math.max(window.innerHeight - top, 6 * (rowHeight + rowGap));
+    const rows = Math.max(1, Math.floor((room + rowGap) / (rowHeight + rowGap)));
+    // As many columns as the screen's height asks for, each as wide as the names need: a
+    // few operators make a list across the panel, 200 a grid of cards.
+    const columns = Math.ceil(cards.length / rows);
+    const fitsHeight = (width - (columns - 1) * gap) / columns;
+    const base = CARD_REM * rem;
+    const chosen = columns === 1 ? width : Math.max(base, Math.min(need, fitsHeight, width));
+    grid.style.setProperty('--card-min', `${Math.floor(chosen)}px`);
   }
 
   function makeOperatorRow(id) {
@@ -391,6 +450,12 @@
       ys.push(counts.get(second) || 0);
     }
     const container = $('flow');
+    const date = new Date(end * 1000).toLocaleDateString(undefined, { dateStyle: 'medium' });
+    if (!state.flowDate) {
+      state.flowDate = el('div', 'flow-date');
+      container.prepend(state.flowDate);
+    }
+    if (state.flowDate.textContent !== date) state.flowDate.textContent = date;
     if (!state.flowChart) {
       state.flowChart = new uPlot(
         {
@@ -400,7 +465,13 @@
           cursor: { show: true, drag: { x: false, y: false } },
           scales: { y: { range: (u, min, max) => [0, Math.max(5, max * 1.1)] } },
           axes: [
-            { stroke: '#8b98a5', grid: { stroke: '#2a3540' }, ticks: { stroke: '#2a3540' } },
+            {
+              // One line, whole minutes: uPlot's default adds the date under a tick, where it
+              // ran into the neighbouring times; the date is the line above the chart.
+              stroke: '#8b98a5', grid: { stroke: '#2a3540' }, ticks: { stroke: '#2a3540' },
+              space: 70, incrs: [60, 120, 300, 600],
+              values: (u, splits) => splits.map((t) => new Date(t * 1000).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' })),
+            },
             { stroke: '#8b98a5', grid: { stroke: '#2a3540' }, ticks: { stroke: '#2a3540' }, size: 60 },
           ],
           series: [{}, { label: 'routed / s', stroke: '#58a6ff', fill: 'rgba(88,166,255,0.25)', width: 1.5, points: { show: false } }],
@@ -438,14 +509,18 @@
         box.dataset.sourceId = source.id;
         const title = el('h3');
         const plot = el('div', 'chart');
-        box.append(title, plot);
+        const names = el('div', 'share-labels');
+        box.append(title, plot, names);
         container.append(box);
-        entry = { box, title, key, chart: shareChart(plot, labels, [xs, configured, observed]) };
+        const chart = shareChart(plot, labels, [xs, configured, observed]);
+        entry = { box, title, key, chart, names, labels, placed: '' };
         state.shareCharts.set(source.id, entry);
       } else {
         entry.chart.setData([xs, configured, observed]);
       }
-      entry.title.textContent = `${source.identifier} · ${total} in the window`;
+      const waiting = source.waiting ? `, ${source.waiting} waiting now` : '';
+      entry.title.textContent = `${source.identifier} · ${source.in_window} in the window${waiting}`;
+      placeLabels(entry);
     }
     for (const [id, entry] of state.shareCharts) {
       if (!seen.has(id)) {
@@ -456,15 +531,32 @@
     }
   }
 
-  /* Operator names under their bars, cut to the room they have (about 7 px a character);
-     with many operators only every n-th is named, so the names stay readable. */
-  function xLabels(labels, px) {
-    const every = Math.max(1, Math.ceil(56 / px));
-    const room = Math.max(1, Math.floor((px * every) / 7));
-    return labels.map((label, i) => {
-      if (i % every !== 0) return '';
-      return label.length <= room ? label : `${label.slice(0, Math.max(1, room - 1))}…`;
-    });
+  /* Operator names under their bars as HTML, not on the canvas: the browser wraps and cuts
+     them to the room each bar has (three lines at most, the whole name on hover), and a test can
+     see their boxes. With many operators only every n-th is named. */
+  function placeLabels(entry) {
+    const { chart, names, labels } = entry;
+    const left = chart.bbox.left / devicePixelRatio;
+    const width = chart.bbox.width / devicePixelRatio;
+    const slot = width / Math.max(labels.length, 1);
+    const em = parseFloat(getComputedStyle(names).fontSize) || 12;
+    const every = Math.max(1, Math.ceil((LABEL_EM * em) / slot));
+    const key = `${left}:${width}:${every}`;
+    if (entry.placed === key) return;
+    entry.placed = key;
+    names.style.marginLeft = `${left}px`;
+    names.style.width = `${width}px`;
+    names.style.setProperty('--slots', String(labels.length || 1));
+    // Narrow room: one line cut with an ellipsis, rather than words broken over lines.
+    names.classList.toggle('dense', slot * every < 2 * LABEL_EM * em);
+    const spans = labels.map((label, i) => {
+      if (i % every !== 0) return null;
+      const span = el('span', 'share-label', label);
+      span.title = label;
+      span.style.gridColumn = `${i + 1} / span ${Math.min(every, labels.length - i)}`;
+      return span;
+    }).filter(Boolean);
+    names.replaceChildren(...spans);
   }
 
   function shareChart(container, labels, data) {
@@ -481,11 +573,7 @@
           y: { range: (u, min, max) => [0, Math.min(100, Math.max(10, max * 1.15))] },
         },
         axes: [
-          {
-            stroke: '#8b98a5', grid: { show: false }, ticks: { show: false }, size: 26,
-            splits: () => labels.map((_, i) => i),
-            values: (u, splits) => xLabels(labels, u.bbox.width / devicePixelRatio / Math.max(labels.length, 1)),
-          },
+          { show: false }, // the names are HTML under the chart (placeLabels)
           { stroke: '#8b98a5', grid: { stroke: '#2a3540' }, ticks: { show: false }, size: 40, values: (u, v) => v.map((x) => `${x}%`) },
         ],
         series: [
@@ -501,7 +589,11 @@
 
   function resizeCharts() {
     if (state.flowChart) state.flowChart.setSize({ width: chartWidth($('flow')), height: 160 });
-    for (const { chart, box } of state.shareCharts.values()) chart.setSize({ width: chartWidth(box), height: 130 });
+    for (const entry of state.shareCharts.values()) {
+      entry.chart.setSize({ width: chartWidth(entry.box), height: 130 });
+      placeLabels(entry);
+    }
+    fitOperatorCards();
   }
 
   // ---- start -------------------------------------------------------------------------------
@@ -544,6 +636,7 @@
     setInterval(() => {
       if (!state.snapshot) return;
       tickWaits();
+      renderRate();
       renderFlow();
     }, 1000);
     window.addEventListener('resize', resizeCharts);

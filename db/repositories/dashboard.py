@@ -178,6 +178,17 @@ class DashboardQueries:
         keys = sorted(weights.keys() | observed.keys())
         return [ShareRow(s, o, weights.get((s, o)), observed.get((s, o), 0)) for s, o in keys]
 
+    async def created_by_source(self, since: datetime) -> dict[int, int]:
+        """Per source: its interactions created since, whatever became of them (assigned,
+        offered, waiting, closed): the page's "N in the window"."""
+        first_id = await self.first_id_since(since)
+        rows = await self.session.execute(
+            select(Interaction.source_id, func.count())
+            .where(Interaction.id >= first_id, Interaction.created_at >= since)
+            .group_by(Interaction.source_id)
+        )
+        return {source_id: count for source_id, count in rows}
+
     async def routed_per_second(self, since: datetime) -> list[tuple[int, int]]:
         """(unix second, interactions created in it) since `since`, seconds without any left out."""
         first_id = await self.first_id_since(since)

@@ -171,14 +171,15 @@ def compile_statement(statement: Statement) -> CompiledStatement:
         SQLCompiler, cast(ClauseElement, statement.sql).compile(dialect=DIALECT, column_keys=keys)
     )
     position = {name: n for n, name in enumerate(statement.params)}
+    defaults = _insert_defaults(statement, compiled)
     slots = []
     for name in compiled.positiontup or ():
         bind = compiled.binds[name]
         convert = bind_converter(bind.type)
         if name in position:
             slots.append((position[name], convert, None))
-        else:  # a value the statement fixes (e.g. the OFFSET SQLite needs after a LIMIT)
-            value = bind.effective_value
+        else:  # a value the statement fixes (the OFFSET SQLite needs after a LIMIT, a default)
+            value = defaults.get(name, bind.effective_value)
             slots.append((-1, None, value if convert is None else convert(value)))
     if missing := position.keys() - set(compiled.positiontup or ()):
         raise ValueError(f"{statement.name}: parameters {sorted(missing)} are not in its text")
@@ -198,6 +199,18 @@ def compile_statement(statement: Statement) -> CompiledStatement:
             if (convert := result_converter(type_)) is not None
         )
     return CompiledStatement(statement.name, sql, tuple(slots), results)
+
+
+def _insert_defaults(statement: Statement, compiled: SQLCompiler) -> dict[str, Any]:
+    """The values an INSERT gives the columns its rows leave out, from their Python-side
+    defaults (SQLAlchemy fills them in per execution; compiled text would bind None)."""
+    defaults: dict[str, Any] = {}
+    for column in compiled.insert_prefetch:
+        default = column.default
+        if default is None or not default.is_scalar:
+            raise ValueError(f"{statement.name}: {column.key}'s default is not a constant")
+        defaults[column.key] = default.arg  # type: ignore[attr-defined]  # a scalar's value
+    return defaults
 
 
 def _selected_types(statement: Statement) -> list[TypeEngine[Any]]:

@@ -92,13 +92,17 @@ class SqlRoutingStore:
         rows = await self.db.rows(interactions.ids_by_message_id, (wanted,))
         return {str(m): i for m, i in rows}
 
-    async def facts(self, interaction_ids: Iterable[int]) -> dict[int, InteractionFacts]:
+    async def facts(
+        self, interaction_ids: Iterable[int], *, lock: bool = False
+    ) -> dict[int, InteractionFacts]:
         ids = _listed(interaction_ids)
         if not ids:
             return {}
-        return {
-            row[0]: InteractionFacts(*row) for row in await self.db.rows(interactions.facts, (ids,))
-        }
+        statement = interactions.facts_locked if lock else interactions.facts
+        return {row[0]: InteractionFacts(*row) for row in await self.db.rows(statement, (ids,))}
+
+    async def set_sequences(self, last: Mapping[int, int]) -> None:
+        await self.db.execute_many(interactions.set_sequence, list(last.items()))
 
     async def next_waiting(
         self, source_ids: Iterable[int], after: WaitingCursor | None, limit: int
@@ -146,6 +150,14 @@ class SqlRoutingStore:
             await self.db.execute_many(leads.move_contacts, moves)
             await self.db.execute_many(leads.move_interactions, moves)
             await self.db.execute(leads.delete_leads, ([merged for _, merged in moves],))
+
+    async def advance_lead_sequences(self, counts: Mapping[str, int]) -> dict[str, int]:
+        """In uuid order, as the merge locked them."""
+        if not counts:
+            return {}
+        await self.db.execute_many(leads.advance_sequence, sorted(counts.items()))
+        rows = await self.db.rows(leads.sequences, (list(counts),))
+        return {uuid: last for uuid, last in rows}
 
     async def insert_interactions(self, rows: Sequence[NewInteraction]) -> list[int]:
         if not rows:

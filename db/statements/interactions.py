@@ -38,7 +38,7 @@ WAITING, ASSIGNED, CLOSED, OFFERED = (
 ABOVE_ANY_PRIORITY = 10  # priorities are 0..9: a drain cursor before the first waiting one
 
 # What an event is built from: `InteractionFacts`'s fields, in order (the interaction's own
-# columns, then its lead's shown contacts).
+# columns, then its lead's shown contacts, then its `last_sequence`).
 FACT_COLUMNS = tuple(
     (leads.c if f.name in SHOWN_CONTACTS else i)[f.name] for f in fields(InteractionFacts)
 )
@@ -46,6 +46,14 @@ _FACTS = select(*FACT_COLUMNS).join_from(interactions, leads, leads.c.uuid == i.
 
 facts = Statement(
     "interactions.facts", _FACTS.where(in_list(i.id, "ids")), ("ids",), returns_rows=True
+)
+# Locked in id order (PostgreSQL; SQLite's transaction holds the write lock already): an
+# overdue sweep numbers a waiting interaction's event holding only its row.
+facts_locked = Statement(
+    "interactions.facts_locked",
+    _FACTS.where(in_list(i.id, "ids")).order_by(i.id).with_for_update(of=interactions),
+    ("ids",),
+    returns_rows=True,
 )
 
 next_waiting = Statement(
@@ -146,6 +154,15 @@ set_closed = Statement(
     .where(in_list(i.id, "ids"))
     .values(status=CLOSED, is_active=false(), closed_at=now_param(), offer_expires_at=null()),
     ("ids", "now"),
+)
+
+# The `sequence` of each interaction's latest event; its first (1) is the column's default.
+set_sequence = Statement(
+    "interactions.set_sequence",
+    update(interactions)
+    .where(i.id == int_param("interaction_id"))
+    .values(last_sequence=int_param("last_sequence")),
+    ("interaction_id", "last_sequence"),
 )
 
 set_assigned = Statement(

@@ -6,7 +6,7 @@ from sqlalchemy import Table, delete, insert, literal_column, select, union_all,
 
 from db.models import Interaction, Lead, LeadContact
 from db.statements.dialect import in_list
-from db.statements.statement import Statement, text_param
+from db.statements.statement import Statement, int_param, text_param
 from routing.rows import NewContact, NewLead
 from schemas.contacts import ContactKind
 
@@ -70,4 +70,21 @@ move_interactions = Statement(
 )
 delete_leads = Statement(
     "leads.delete", delete(leads).where(in_list(lead.uuid, "uuids")), ("uuids",)
+)
+
+# A lead's `lead.merged` events are numbered by `last_sequence`: advanced per merge, then read.
+# Two statements, not an UPDATE … RETURNING: SQLite cannot read one as a subquery, and
+# SQLAlchemy runs no UPDATE … RETURNING as executemany.
+advance_sequence = Statement(
+    "leads.advance_sequence",
+    update(leads)
+    .where(lead.uuid == text_param("lead_uuid"))
+    .values(last_sequence=lead.last_sequence + int_param("count")),
+    ("lead_uuid", "count"),
+)
+sequences = Statement(
+    "leads.sequences",
+    select(lead.uuid, lead.last_sequence).where(in_list(lead.uuid, "uuids")),
+    ("uuids",),
+    returns_rows=True,
 )

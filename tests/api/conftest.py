@@ -12,7 +12,7 @@ from httpx import ASGITransport, AsyncClient
 from api.app import create_app
 from schemas.settings import Settings
 
-BASE_URL = "http://test/api/v1"
+BASE_URL = "http://localhost/api/v1"
 
 
 @contextlib.asynccontextmanager

@@ -10,7 +10,7 @@ from tests.api.conftest import http_client, started_app
 
 
 async def test_serves_the_generated_document(app: FastAPI, client: AsyncClient) -> None:
-    response = await client.get("http://test/asyncapi.json")
+    response = await client.get("http://localhost/asyncapi.json")
 
     assert response.status_code == 200
     assert response.headers["content-type"] == "application/json"
@@ -20,7 +20,7 @@ async def test_serves_the_generated_document(app: FastAPI, client: AsyncClient) 
 async def test_needs_no_token(settings: Settings) -> None:
     guarded = settings.model_copy(update={"api_token": SecretStr("s3cret-token")})
     async with started_app(guarded, wait_for_broker=False) as app, http_client(app) as client:
-        response = await client.get("http://test/asyncapi.json")
+        response = await client.get("http://localhost/asyncapi.json")
 
     assert response.status_code == 200
     assert response.json()["asyncapi"] == "3.0.0"

@@ -1,15 +1,19 @@
-"""`leadrouter api` as a process: refuses a schema that is behind, serves /health when current."""
+"""`leadrouter api` as a process: refuses a schema that is behind, serves /health when current;
+Alembic's routine lines only with `--verbose`."""
 
 import asyncio
+import json
 import os
 import signal
 import socket
+import subprocess
 import sys
 from pathlib import Path
 
 import httpx
 
 from cli.api_cmd import run_api
+from db.schema_version import head_revision
 from schemas.settings import Settings
 
 STARTED = b"Application startup complete"
@@ -54,3 +58,50 @@ async def test_serves_health_until_sigterm(settings: Settings) -> None:
     finally:
         process.send_signal(signal.SIGTERM)
         assert await asyncio.wait_for(process.wait(), 30) == 0
+
+
+def _run(args: list[str], database_url: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    env = os.environ | {"DATABASE_URL": database_url, "LOG_FORMAT": "json"}
+    return subprocess.run(
+        [str(Path(sys.executable).parent / "leadrouter"), *args],
+        cwd=cwd,  # no .env from the repository
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def _alembic_lines(output: str) -> list[dict[str, object]]:
+    lines = [json.loads(line) for line in output.splitlines() if line.startswith("{")]
+    return [line for line in lines if str(line.get("logger", "")).startswith("alembic")]
+
+
+def test_commands_print_no_alembic_lines_unless_verbose(tmp_path: Path) -> None:
+    """Alembic's INFO lines ("Context impl SQLiteImpl.", "Running upgrade …") are noise in
+    every command's output; `--verbose`, before or after the command, brings them back."""
+    quiet = f"sqlite+aiosqlite:///{tmp_path / 'quiet.db'}"
+    upgraded = _run(["db", "upgrade"], quiet, tmp_path)
+    assert upgraded.returncode == 0, upgraded.stderr
+    assert "is at the newest schema" in upgraded.stdout
+    assert _alembic_lines(upgraded.stderr) == []
+
+    empty = f"sqlite+aiosqlite:///{tmp_path / 'empty.db'}"
+    behind = _run(["api", "--port", str(free_port())], empty, tmp_path)
+    assert behind.returncode == 3  # refused before serving: the schema is behind
+    assert _alembic_lines(behind.stderr) == []
+    assert [json.loads(line)["event"] for line in behind.stderr.splitlines()] == [
+        "database schema is at nothing, this code needs "
+        f"{head_revision(empty)}: run `leadrouter db upgrade`"
+    ]
+
+    verbose = f"sqlite+aiosqlite:///{tmp_path / 'verbose.db'}"
+    upgraded = _run(["db", "upgrade", "--verbose"], verbose, tmp_path)
+    assert upgraded.returncode == 0, upgraded.stderr
+    events = [str(line["event"]) for line in _alembic_lines(upgraded.stderr)]
+    assert "Context impl SQLiteImpl." in events
+    assert any(event.startswith("Running upgrade") for event in events), events
+    behind = _run(["-v", "api", "--port", str(free_port())], empty, tmp_path)
+    assert behind.returncode == 3
+    events = [str(line["event"]) for line in _alembic_lines(behind.stderr)]
+    assert "Context impl SQLiteImpl." in events

@@ -40,11 +40,11 @@ async def snapshot(client: AsyncClient, window: int = 3600) -> dict[str, object]
 
 async def test_the_page_is_open_and_strict_its_data_needs_the_token(guarded: Settings) -> None:
     async with started_app(guarded, wait_for_broker=False) as app, http_client(app) as client:
-        page = await client.get("http://test/dashboard")
+        page = await client.get("http://localhost/dashboard")
         stream = await client.get("/dashboard/stream")
         data = await client.get("/dashboard/snapshot")
-        script = await client.get("http://test/dashboard/static/dashboard.js")
-        vendor = await client.get("http://test/dashboard/static/vendor/uPlot.iife.min.js")
+        script = await client.get("http://localhost/dashboard/static/dashboard.js")
+        vendor = await client.get("http://localhost/dashboard/static/vendor/uPlot.iife.min.js")
     async with started_app(guarded, wait_for_broker=False) as app, http_client(app, TOKEN) as c:
         allowed = await c.get("/dashboard/snapshot")
 
@@ -102,6 +102,7 @@ async def test_the_snapshot_shows_loads_queue_shares_and_flow(
     telegram, email = body["sources"]  # type: ignore[misc]
     assert telegram["id"] == source and telegram["waiting"] == 1
     assert telegram["max_wait_s"] is None
+    assert telegram["in_window"] == 3  # two assigned and the waiting one
     assert datetime.fromisoformat(telegram["oldest_waiting_at"]) >= before
     assert telegram["shares"] == [
         {"operator_id": ann, "weight": 30, "configured": 1.0, "observed": 2},
@@ -113,6 +114,7 @@ async def test_the_snapshot_shows_loads_queue_shares_and_flow(
         "max_wait_s": None,
         "waiting": 0,
         "oldest_waiting_at": None,
+        "in_window": 0,
         "shares": [],
     }
     flow = body["flow"]

@@ -58,7 +58,7 @@ def fuzz(operation: APIOperation[Any, Any, Any, Any], mode: GenerationMode, send
         suppress_health_check=list(HealthCheck),
     )
     def check(case: Case[Any]) -> None:
-        kwargs = case.as_transport_kwargs(base_url="http://test")
+        kwargs = case.as_transport_kwargs(base_url="http://localhost")
         response = send(kwargs)
         case.validate_response(response, checks=CHECKS[mode], transport_kwargs=kwargs)
 

@@ -269,3 +269,18 @@ async def test_an_overdue_source_is_highlighted_and_offers_show_on_the_bar(
     await expect(card(page, bea).locator(".bar .assigned")).to_have_attribute(
         "style", re.compile(r"width: 0%")
     )
+
+
+async def test_the_rate_falls_to_zero_when_nothing_happens(
+    api: ApiServer, page: Page, sessions: Sessions, console: Console
+) -> None:
+    """An unchanged snapshot is not sent again: the tile must fall to 0 by the page's clock."""
+    source, _ = await one_operator(sessions, 1000)
+    await log_in(page, api)
+    await expect(page.locator("#rate")).to_have_text("0.0")
+
+    await route_new(sessions, source, 50)  # a burst, then silence
+
+    await expect(page.locator("#rate")).to_have_text("5.0")
+    await expect(page.locator("#rate")).to_have_text("0.0", timeout=15_000)
+    assert console.unexpected() == []

@@ -4,7 +4,11 @@ a one-line reason; both valid ones are assigned; nothing goes back to the queue.
 """
 
 import json
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -12,6 +16,7 @@ from aio_pika.abc import AbstractChannel
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from messaging import lenient_strings
+from messaging.dead_letter import SHORT_STRINGS, original_property_header
 from routing.outcomes import RefusalClass
 from schemas.settings import Settings
 from tests.conftest import running_worker
@@ -38,6 +43,33 @@ def create(**fields: Any) -> bytes:
 
 
 NESTED = b"[" * 5000 + b"]" * 5000
+
+
+def nested_table(depth: int) -> dict[str, Any]:
+    table: dict[str, Any] = {"leaf": 1}
+    for _ in range(depth - 1):
+        table = {"n": table}
+    return table
+
+
+class FarTimestamp(datetime):
+    """Encodes as 2^62 seconds: no `datetime` can hold it (pamqp raised on decoding it)."""
+
+    def timestamp(self) -> float:
+        return float(2**62)
+
+
+@contextmanager
+def deep_recursion() -> Iterator[None]:
+    """Our own publisher encodes a 3,000-deep table recursively (the worker never does)."""
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(50_000)
+    try:
+        yield
+    finally:
+        sys.setrecursionlimit(limit)
+
+
 CORPUS = {
     "nested-5000-deep": Case(CREATE, NESTED, "nested too deeply", RefusalClass.NOT_JSON),
     "nested-in-payload": Case(
@@ -125,6 +157,33 @@ CORPUS = {
         CREATE, create(), "is not valid UTF-8",
         RefusalClass.INVALID_PROPERTY, {"headers": {"x-\udcff": "1"}},
     ),
+    "headers-nested-3000-deep": Case(
+        CREATE, create(), "header 'x-deep' could not be decoded (nested deeper than 64 levels)",
+        RefusalClass.INVALID_PROPERTY, {"headers": {"x-deep": nested_table(3000)}},
+    ),
+    "array-nested-3000-deep": Case(
+        CREATE, create(), "header 'x-deep' could not be decoded (nested deeper than 64 levels)",
+        RefusalClass.INVALID_PROPERTY, {"headers": {"x-deep": [[[nested_table(3000)]]]}},
+    ),
+    "timestamp-2-pow-62": Case(
+        CREATE, create(), "timestamp 4611686018427387904 is out of range",
+        RefusalClass.INVALID_PROPERTY, {"timestamp": FarTimestamp(2026, 1, 1, tzinfo=UTC)},
+    ),
+    "message-id-nul": Case(
+        CREATE, create(), "message_id contains the NUL character, which cannot be stored",
+        RefusalClass.INVALID_PROPERTY, {"message_id": "m\x00id"},
+    ),
+    "correlation-id-nul": Case(
+        CREATE, create(), "correlation_id contains the NUL character, which cannot be stored",
+        RefusalClass.INVALID_PROPERTY, {"correlation_id": "c\x00"},
+    ),
+    "reply-to-nul": Case(
+        CREATE, create(), "reply_to contains the NUL character, which cannot be stored",
+        RefusalClass.INVALID_PROPERTY, {"reply_to": "replies\x00"},
+    ),
+    "email-nul": Case(
+        CREATE, create(email="a\x00b@example.com"), "U+0000", RefusalClass.INVALID_BODY
+    ),
 }  # fmt: skip
 
 
@@ -155,7 +214,8 @@ async def test_hostile_message_is_dead_lettered_alone_and_its_batch_mates_are_ro
     case = CORPUS[name]
     await configured(sessions)
     await bot.create("before@example.com", 1, message_id="valid-before")
-    await bot.raw(case.routing_key, case.body, **{"message_id": "hostile", **case.properties})
+    with deep_recursion():
+        await bot.raw(case.routing_key, case.body, **{"message_id": "hostile", **case.properties})
     await bot.create("after@example.com", 1, message_id="valid-after")
 
     async with running_worker(settings, sessions) as worker:
@@ -171,7 +231,17 @@ async def test_hostile_message_is_dead_lettered_alone_and_its_batch_mates_are_ro
     assert "\n" not in error and len(error) <= MAX_REASON_CHARS
     assert "SELECT" not in error and "[SQL" not in error
     assert dead.message.body == case.body  # the original, byte for byte
-    assert dead.message.message_id == case.properties.get("message_id", "hostile")
+    sent = {"message_id": "hostile", **case.properties}
+    for name, value in sent.items():  # readable by any client: escaped, the bytes kept aside
+        if name not in SHORT_STRINGS:
+            continue
+        if isinstance(value, str) and not lenient_strings.is_utf8(value):
+            assert getattr(dead.message, name) == lenient_strings.printable(value)
+            original = dead.headers[original_property_header(name)]
+            assert original == value.encode("utf-8", "surrogateescape")
+            assert f"original bytes in {original_property_header(name)}" in error
+        else:
+            assert getattr(dead.message, name) == value
     assert "x-death" not in dead.headers  # the worker refused it; the broker never had to
     assert not dead.message.redelivered
     assert dead_letters.pending() == 0

@@ -47,7 +47,7 @@ async def nothing_published(channel: AbstractChannel) -> None:
 
 
 async def still_answers(client: AsyncClient) -> None:
-    assert (await client.get("http://test/health")).status_code == 200
+    assert (await client.get("http://localhost/health")).status_code == 200
     ok(await client.get("/operators"))
 
 
@@ -426,11 +426,11 @@ async def test_form_post_and_typeless_body_are_415(client: AsyncClient) -> None:
     "headers",
     [
         {"Origin": "http://evil.example"},
-        {"Origin": "http://test:8080"},
+        {"Origin": "http://localhost:8080"},
         {"Origin": "https://test.evil.example"},
         {"Origin": "null"},
         {"Sec-Fetch-Site": "cross-site"},
-        {"Sec-Fetch-Site": "same-site", "Origin": "http://test"},
+        {"Sec-Fetch-Site": "same-site", "Origin": "http://localhost"},
     ],
 )
 async def test_cross_site_post_is_403(
@@ -462,14 +462,14 @@ async def test_same_origin_and_no_origin_changes_still_work(
     client: AsyncClient, sessions: Sessions
 ) -> None:
     first, second = await assigned(client, sessions, 2)
-    same_origin = {"Origin": "http://test", "Sec-Fetch-Site": "same-origin"}
+    same_origin = {"Origin": "http://localhost", "Sec-Fetch-Site": "same-origin"}
 
     closed = ok(await client.post(f"/interactions/{first}/close", headers=same_origin))
     assert closed["status"] == "closed"
     closed = ok(await client.post(f"/interactions/{second}/close"))  # curl-like: no Origin
     assert closed["status"] == "closed"
     ok(await client.post("/operators", json={"name": "Bob", "load_limit": 1}), 201)
-    charset = {"Content-Type": "application/json; charset=utf-8", "Origin": "http://test:80"}
+    charset = {"Content-Type": "application/json; charset=utf-8", "Origin": "http://localhost:80"}
     ok(await post_raw(client, "/operators", '{"name": "Cy", "load_limit": 1}'), 201)
     ok(
         await client.post(

@@ -3,10 +3,11 @@
 import re
 
 import pytest
-from aio_pika.abc import AbstractChannel
+from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from cli.demo_setup import SAMPLE_OPERATORS
+from messaging.topology import CREATE_QUEUE
 from tests.ops.conftest import CliRunner
 from tests.support import seed
 from tests.support.amqp import Inbox
@@ -87,3 +88,65 @@ async def test_contact_centre_scenario_shows_each_policy_happening(
         "closed",
     ]
     assert sum(o.current_load for o in (await seed.operators(sessions)).values()) == 0
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+async def test_the_scenario_leaves_no_trap_for_the_plain_demo(
+    sessions: Sessions, worker: Worker, cli: CliRunner
+) -> None:
+    """Its operators (load limit 1) go inactive and its sources are left out: a plain demo on
+    the same database seeds its sample set-up, routes all 200 and waits for none."""
+    scenario = await cli("demo", "--scenario", "contact-centre")
+    assert scenario.code == 0, scenario.stderr
+    theirs = {o.id: o for o in (await seed.operators(sessions)).values()}
+    assert theirs and not any(o.active for o in theirs.values())
+
+    result = await cli("demo", "-n", "200", "--timeout", "90")
+
+    assert result.code == 0, result.stdout + result.stderr
+    assert "created the sample operators, sources and weights" in result.stdout
+    table = operator_table(result.stdout)
+    assert set(table) == set(SAMPLE_OPERATORS)
+    assert sum(n for _, _, n in table.values()) == 200
+    assert "(waiting)" not in result.stdout
+    assert "contact-centre-" not in result.stdout.split("By source:")[1]
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+async def test_offered_interactions_count_as_routed(
+    sessions: Sessions, worker: Worker, cli: CliRunner
+) -> None:
+    calls = await seed.add_source(sessions, "calls", accept_timeout_s=600)
+    ann = await seed.add_operator(sessions, "Анна Кузнецова", 100)
+    await seed.set_weights(sessions, calls, {ann: 10})
+
+    result = await cli("demo", "-n", "5", "--keep-open", "--timeout", "60")
+
+    assert result.code == 0, result.stdout + result.stderr
+    assert operator_table(result.stdout) == {"Анна Кузнецова": (100.0, 100.0, 5)}
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+async def test_a_timeout_says_what_the_demo_waited_for(
+    sessions: Sessions, channel: AbstractChannel, cli: CliRunner
+) -> None:
+    """A consumer that never answers stands in for a stuck worker."""
+    web = await seed.add_source(sessions, "web")
+    ann = await seed.add_operator(sessions, "Ann", 100)
+    await seed.set_weights(sessions, web, {ann: 10})
+    stuck = await channel.get_queue(CREATE_QUEUE)
+
+    async def take_and_forget(_message: AbstractIncomingMessage) -> None:
+        """Takes each create and never acks it."""
+
+    await stuck.consume(take_and_forget)
+
+    result = await cli("demo", "-n", "3", "--timeout", "2")
+
+    assert result.code == 1
+    assert re.search(
+        r"3 of 3 interactions got no routing event \(interaction\.assigned, \.offered, "
+        r"\.accepted or \.waiting\) within 2 s, the first message_id demo-\w+-0: "
+        r"is the worker running",
+        result.stdout,
+    ), result.stdout

@@ -4,12 +4,14 @@ The test watches dead letters through its own queue bound to the `interactions.d
 `interactions.dead` itself is left for the CLI to read, as it would be in production.
 """
 
+from typing import Any
+
 import aio_pika
 import pytest
 from aio_pika.abc import AbstractChannel
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from messaging.topology import DEAD_LETTER_EXCHANGE
+from messaging.topology import CLOSE_QUEUE, DEAD_LETTER_EXCHANGE
 from tests.ops.conftest import CliRunner
 from tests.support import seed
 from tests.support.amqp import Bot, Inbox
@@ -95,21 +97,78 @@ async def test_dlq_without_topology_says_how_to_get_one(amqp_url: str, cli: CliR
     assert "start `leadrouter worker` once" in result.stderr
 
 
-async def test_unroutable_dead_letter_stays_and_is_reported(
-    worker: Worker, channel: AbstractChannel, cli: CliRunner
+async def publish_letter(
+    channel: AbstractChannel, body: bytes, routing_key: str, **properties: Any
 ) -> None:
+    """A letter as anything on the broker may leave it in interactions.dead."""
+    headers = {"x-error": "test", "x-original-routing-key": routing_key}
+    headers.update(properties.pop("headers", {}))
     dlx = await channel.get_exchange(DEAD_LETTER_EXCHANGE)
-    stray = aio_pika.Message(
-        b"{}",
-        message_id="stray-1",
-        headers={"x-error": "test", "x-original-routing-key": "interaction.nowhere"},
-    )
-    await dlx.publish(stray, routing_key="")
+    await dlx.publish(aio_pika.Message(body, headers=headers, **properties), routing_key="")
+
+
+async def test_replay_sends_only_the_contract_commands_to_interactions(
+    amqp_url: str, channel: AbstractChannel, cli: CliRunner
+) -> None:
+    """`interactions` is a topic exchange: a letter's routing key is publisher-controlled
+    text, and `#`, an event's key or a made-up one must not be published there."""
+    strays = ["interaction.nowhere", "#", "interaction.assigned", "lead.merged", ""]
+    for number, key in enumerate(strays):
+        await publish_letter(channel, b"{}", key, message_id=f"stray-{number}")
 
     replayed = await cli("dlq", "replay", "--yes")
     listed = await cli("dlq", "list")
 
     assert replayed.code == 1
-    assert "replayed 0 of 1" in replayed.stdout
-    assert "stray-1: 'interaction.nowhere' not routed" in replayed.stdout
-    assert "1 dead letter(s)" in listed.stdout and "stray-1" in listed.stdout
+    assert f"replayed 0 of {len(strays)}" in replayed.stdout
+    for number, key in enumerate(strays):
+        assert f"stray-{number}: routing key {key!r} is not a command" in replayed.stdout
+    assert "(interaction.create, interaction.close, interaction.accept, operator.presence)" in (
+        replayed.stdout
+    )
+    assert f"{len(strays)} dead letter(s)" in listed.stdout
+
+
+async def test_replay_of_a_command_key_reaches_its_queue(
+    amqp_url: str, channel: AbstractChannel, cli: CliRunner
+) -> None:
+    await publish_letter(channel, b'{"interaction_id": 1}', "interaction.close", message_id="c-1")
+
+    replayed = await cli("dlq", "replay", "--yes")
+
+    assert replayed.code == 0, replayed.stdout
+    closes = await Inbox(await channel.get_queue(CLOSE_QUEUE)).start()
+    message = (await closes.next()).message
+    assert message.message_id == "c-1" and message.routing_key == "interaction.close"
+    assert "x-error" not in (message.headers or {})
+
+
+HOSTILE_TEXT = "line 1\nline 2\r\x1b[31mred\x1b[0m\u202eevil\u2028sep\x00end\ttab"
+
+
+async def test_dlq_list_escapes_control_characters_one_entry_per_line(
+    amqp_url: str, channel: AbstractChannel, cli: CliRunner
+) -> None:
+    await publish_letter(
+        channel,
+        HOSTILE_TEXT.encode(),
+        "interaction.create\nforged",
+        message_id="id\nwith\x1bnewline",
+        headers={"x-error": HOSTILE_TEXT},
+    )
+    await publish_letter(channel, b"{}", "interaction.create", message_id="plain")
+
+    listed = await cli("dlq", "list")
+    full = await cli("dlq", "list", "--full")
+
+    assert listed.code == 0 and full.code == 0, listed.stderr + full.stderr
+    lines = listed.stdout.splitlines()
+    assert len(lines) == 1 + 2 + 2  # count, column names, rule, one line per letter
+    assert "id\\nwith\\x1bnewline" in lines[3] and "plain" in lines[4]
+    assert "interaction.create\\nforged" in lines[3]
+    for output in (listed.stdout, full.stdout):
+        assert not any(c in output for c in "\r\x1b\x00\u202e\u2028\t")
+    escaped = "line 1\\nline 2\\r\\x1b[31mred\\x1b[0m\\u202eevil\\u2028sep\\x00end\\ttab"
+    assert escaped in full.stdout
+    blocks = full.stdout.split("\n\n")[1:]
+    assert [len(block.splitlines()) for block in blocks] == [3, 3]  # id, x-error, body

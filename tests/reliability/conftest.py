@@ -10,12 +10,16 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from db.session import create_engine, create_session_factory
 from tests.support.processes import WorkerFleet, fleet, worker_env
+from worker.relay import lease_for
 
 Sessions = async_sessionmaker[AsyncSession]
 FleetFactory = Callable[..., AbstractAsyncContextManager[WorkerFleet]]
 
 # Small intervals so a test waits for outcomes, not for timers.
 FAST = {"outbox_relay_interval_s": 0.5, "batch_linger_ms": 1, "shutdown_grace_s": 5}
+# A killed worker's unconfirmed events are re-sent once its outbox lease has run out: tests
+# that kill one wait that much longer for them.
+KILLED_LEASE_S = lease_for(FAST["outbox_relay_interval_s"]).total_seconds()
 
 
 @pytest.fixture

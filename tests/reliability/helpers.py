@@ -44,6 +44,7 @@ class EventLog:
 
     first: dict[str, Event] = field(default_factory=dict)
     duplicates: int = 0
+    copies: Counter[str] = field(default_factory=Counter)  # event_id -> extra copies received
     changed_bodies: list[str] = field(default_factory=list)
     queue_name: str | None = None
     _changed: asyncio.Condition = field(default_factory=asyncio.Condition)
@@ -65,6 +66,7 @@ class EventLog:
             self.first[event.event_id] = event
         else:
             self.duplicates += 1
+            self.copies[event.event_id] += 1
             if seen.body != event.body:
                 self.changed_bodies.append(event.event_id)
         async with self._changed:

@@ -14,7 +14,7 @@ from sqlalchemy import select
 
 from db.models import Interaction, OutboxEvent
 from messaging.topology import EVENTS_EXCHANGE
-from tests.reliability.conftest import FleetFactory, Sessions
+from tests.reliability.conftest import KILLED_LEASE_S, FleetFactory, Sessions
 from tests.reliability.helpers import (
     assert_event_order,
     assert_every_event_published,
@@ -64,7 +64,7 @@ async def test_kill9_with_thousands_in_flight_loses_and_doubles_nothing(
                 len(lg.interactions()) == MESSAGES
                 and len(lg.of("interaction.closed")) == len(to_close)
             ),
-            60,
+            60 + KILLED_LEASE_S,
             "every interaction announced and every close done",
         )
         await assert_every_event_published(pg_sessions, log, within=10)
@@ -137,7 +137,9 @@ async def test_kill9_between_commit_and_confirm_is_healed_by_the_outbox(
                 ("interaction.assigned", waiting.interaction_id),
             }, "the kill was not inside the commit-to-confirm window"
         await fleet.start("restarted")
-        await log.wait(lambda lg: len(lg.first) == 4, 20, "closed + drained assignment")
+        await log.wait(
+            lambda lg: len(lg.first) == 4, 20 + KILLED_LEASE_S, "closed + drained assignment"
+        )
         await assert_every_event_published(pg_sessions, log, within=10)
         await assert_event_order(pg_sessions, log, arrival=True)
 

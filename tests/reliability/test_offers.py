@@ -17,7 +17,7 @@ from sqlalchemy import select
 
 from db.models import Interaction, Operator
 from messaging.topology import ACCEPT_ROUTING_KEY, COMMANDS_EXCHANGE
-from tests.reliability.conftest import FleetFactory, Sessions
+from tests.reliability.conftest import KILLED_LEASE_S, FleetFactory, Sessions
 from tests.reliability.helpers import (
     EventLog,
     assert_every_event_published,
@@ -169,7 +169,7 @@ async def an_offer_expires_on_time_after_its_worker_is_killed(
         await holder.kill()  # the only worker that knew of the offer: gone
         await fleet.start("other")
         await log.wait(lambda lg: len(lg.of("interaction.offer_expired")) == 2, 30, "expiries")
-        await assert_every_event_published(sessions, log, within=10)
+        await assert_every_event_published(sessions, log, within=10 + KILLED_LEASE_S)
 
     first, second = log.of("interaction.offered")
     expired = log.of("interaction.offer_expired")

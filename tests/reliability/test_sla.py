@@ -12,7 +12,7 @@ from aio_pika.abc import AbstractChannel
 from sqlalchemy import select
 
 from db.models import Interaction
-from tests.reliability.conftest import FleetFactory, Sessions
+from tests.reliability.conftest import KILLED_LEASE_S, FleetFactory, Sessions
 from tests.reliability.helpers import assert_every_event_published, event_log, publish_creates
 from tests.support import seed
 
@@ -38,7 +38,7 @@ async def test_overdue_exactly_once_with_three_workers_and_one_killed(
         await log.wait(
             lambda lg: len(lg.of("interaction.overdue")) >= WAITING, 30, "every overdue event"
         )
-        await assert_every_event_published(pg_sessions, log, within=10)
+        await assert_every_event_published(pg_sessions, log, within=10 + KILLED_LEASE_S)
 
     overdue = log.of("interaction.overdue")
     assert Counter(e.interaction_id for e in overdue) == dict.fromkeys(

@@ -37,6 +37,7 @@ class StoredInteraction:
     closed_at: datetime | None = None
     overdue_at: datetime | None = None
     offer_expires_at: datetime | None = None
+    last_sequence: int = 1  # the `sequence` of its latest event
 
 
 @dataclass
@@ -63,6 +64,7 @@ class InMemoryRoutingStore:
         self.by_message_id: dict[str, int] = {}
         self.outbox: list[StoredOutboxRow] = []
         self.expired_offers: list[tuple[int, int]] = []  # (interaction_id, operator_id)
+        self.lead_sequences: dict[str, int] = {}  # uuid -> its latest `lead.merged` sequence
 
     # -- set-up, as the API would leave it -------------------------------------------------------
 
@@ -138,9 +140,15 @@ class InMemoryRoutingStore:
     async def ids_by_message_id(self, message_ids: Iterable[str]) -> dict[str, int]:
         return {m: self.by_message_id[m] for m in set(message_ids) if m in self.by_message_id}
 
-    async def facts(self, interaction_ids: Iterable[int]) -> dict[int, InteractionFacts]:
+    async def facts(
+        self, interaction_ids: Iterable[int], *, lock: bool = False
+    ) -> dict[int, InteractionFacts]:
         found = (self.interactions.get(i) for i in set(interaction_ids))
         return {i.id: self._facts(i) for i in found if i is not None}
+
+    async def set_sequences(self, last: Mapping[int, int]) -> None:
+        for i, sequence in last.items():
+            self.interactions[i].last_sequence = sequence
 
     async def next_waiting(
         self, source_ids: Iterable[int], after: WaitingCursor | None, limit: int
@@ -196,6 +204,12 @@ class InMemoryRoutingStore:
                     stored.lead_uuid = merge.survivor
             for uuid in merged:
                 del self.leads[uuid]
+                self.lead_sequences.pop(uuid, None)
+
+    async def advance_lead_sequences(self, counts: Mapping[str, int]) -> dict[str, int]:
+        for uuid, count in counts.items():
+            self.lead_sequences[uuid] = self.lead_sequences.get(uuid, 0) + count
+        return {uuid: self.lead_sequences[uuid] for uuid in counts}
 
     async def insert_interactions(self, rows: Sequence[NewInteraction]) -> list[int]:
         ids = []
@@ -301,6 +315,7 @@ class InMemoryRoutingStore:
             row.priority,
             *(row.message_id, row.correlation_id, row.reply_to),  # the create's envelope
             *(shown.email, shown.phone, shown.handle),  # the lead's, joined
+            stored.last_sequence,
         )
 
     # -- outbox --------------------------------------------------------------------------------

@@ -849,6 +849,96 @@ async def closing_or_reassigning_an_offer_ends_it(world: World) -> None:
     await assert_loads_match_rows(world)
 
 
+# -- event sequences ----------------------------------------------------------------------------
+
+
+def numbered(outcome: RoutingOutcome) -> list[tuple[str, int, int]]:
+    """(type, interaction_id or 0, sequence) of each event, in order."""
+    return [
+        (body["type"], body.get("interaction_id", 0), body["sequence"])
+        for body in map(json.loads, (event.body for event in outcome.events))
+    ]
+
+
+async def each_interactions_events_are_numbered_from_one(world: World) -> None:
+    """1 for an interaction's first event, +1 for each later one, through a drain, a manual
+    reassignment and a close; a repeated close replays its event with the same number."""
+    source = await world.add_source("s")
+    first_op = await world.add_operator("first", 1)
+    spare = await world.add_operator("spare", 1)  # no weight: only manual assignment
+    await world.set_weights(source, {first_op: 10})
+    created = await route(
+        world, [create(0, "a@example.com", source), create(1, "b@example.com", source)]
+    )
+    a, b = routed(created, 0).interaction_id, routed(created, 1).interaction_id
+    assert numbered(created) == [("interaction.assigned", a, 1), ("interaction.waiting", b, 1)]
+
+    closed = await route(world, closes=[close(0, a)])
+    assert numbered(closed) == [("interaction.closed", a, 2), ("interaction.assigned", b, 2)]
+    moved = await assign(world, b, spare)
+    assert numbered(moved) == [("interaction.assigned", b, 3)]
+    done = await close_one(world, b)
+    assert numbered(done) == [("interaction.closed", b, 4)]
+    again = await route(world, closes=[close(0, b, "c-again")])
+    assert routed(again, 0).replayed and numbered(again) == [("interaction.closed", b, 4)]
+    assert routed(again, 0).event.body == done.events[0].body
+
+    later = await route(world, [create(7, "a@example.com", source)])  # a new interaction
+    assert not routed(later, 7).replayed
+    assert numbered(later) == [("interaction.assigned", routed(later, 7).interaction_id, 1)]
+    await assert_loads_match_rows(world)
+
+
+async def offers_expiries_accepts_and_overdue_continue_the_numbers(world: World) -> None:
+    """Two events of one interaction in one transaction (an expiry and the offer to the next
+    operator) take consecutive numbers; an overdue event takes its place in the line."""
+    offering = await world.add_source("offering", accept_timeout_s=30)
+    timed = await world.add_source("timed", max_wait_s=60)  # nobody serves it
+    first_op = await world.add_operator("first", 1)
+    second_op = await world.add_operator("second", 1)
+    await world.set_weights(offering, {first_op: 10, second_op: 10})
+    created = await route(
+        world, [create(0, "a@example.com", offering), create(1, "w@example.com", timed)]
+    )
+    offered, waits = routed(created, 0).interaction_id, routed(created, 1).interaction_id
+    start = datetime.now(UTC)
+
+    moved = await expire(world, start + timedelta(seconds=31))
+    assert numbered(moved) == [
+        ("interaction.offer_expired", offered, 2),
+        ("interaction.offered", offered, 3),
+    ]
+    operator = json.loads(moved.events[1].body)["operator_id"]
+    taken = await route(world, accepts=[accept(0, offered, operator)])
+    assert numbered(taken) == [("interaction.accepted", offered, 4)]
+    assert numbered(await close_one(world, offered)) == [("interaction.closed", offered, 5)]
+
+    late = await world.run(
+        lambda store: Router(store, Random(SEED)).mark_overdue(start + timedelta(seconds=61))
+    )
+    assert numbered(late) == [("interaction.overdue", waits, 2)]
+    assert numbered(await close_one(world, waits)) == [("interaction.closed", waits, 3)]
+    await assert_loads_match_rows(world)
+
+
+async def lead_merged_events_are_numbered_per_surviving_lead(world: World) -> None:
+    source = await world.add_source("s")
+    operator = await world.add_operator("o", 50)
+    await world.set_weights(source, {operator: 10})
+    oldest = await route(world, [create(0, "a@example.com", source)])
+    await route(world, [create(0, None, source, handle="tg:1")])
+    await route(world, [create(0, None, source, phone="+4930123456")])
+    survivor = (await world.lead_of())[routed(oldest, 0).interaction_id]
+
+    merges = []
+    for contacts in ({"handle": "tg:1"}, {"phone": "+4930123456"}):
+        outcome = await route(world, [create(0, "a@example.com", source, **contacts)])
+        merges += [json.loads(e.body) for e in outcome.events if e.routing_key == "lead.merged"]
+        assert json.loads(outcome.events[0].body)["sequence"] == 1  # a new interaction's
+
+    assert [(m["lead_uuid"], m["sequence"]) for m in merges] == [(survivor, 1), (survivor, 2)]
+
+
 CASES: list[Case] = [
     choice_follows_the_weights_and_the_seed,
     waits_when_nobody_is_free,
@@ -872,6 +962,9 @@ CASES: list[Case] = [
     an_expired_offer_goes_to_another_operator_and_never_back,
     an_accept_after_the_deadline_is_refused_before_the_timer_runs,
     closing_or_reassigning_an_offer_ends_it,
+    each_interactions_events_are_numbered_from_one,
+    offers_expiries_accepts_and_overdue_continue_the_numbers,
+    lead_merged_events_are_numbered_per_surviving_lead,
 ]
 
 

@@ -19,7 +19,7 @@ from db.routing_store.sqlite import (
     compile_statement,
     result_converter,
 )
-from db.statements import all_statements, interactions
+from db.statements import all_statements, interactions, leads, outbox
 from db.statements.dialect import Listed
 from db.types import StatusText, UTCDateTime, sqlite_time
 from routing.facts import InteractionFacts, OperatorState, StoredEvent
@@ -119,13 +119,13 @@ def test_every_row_field_is_a_column_of_its_table() -> None:
     interaction, outbox = columns(Interaction), columns(OutboxEvent)
     written = set(interactions.INSERT_COLUMNS)
     assert written <= interaction.keys()
-    # set later: when closed, when found overdue
-    assert interaction.keys() - written == {"closed_at", "overdue_at"}
+    # set later: when closed, when found overdue, at its second event (the first is 1)
+    assert interaction.keys() - written == {"closed_at", "overdue_at", "last_sequence"}
     assert set(OutboxRow._fields) <= outbox.keys()
     assert outbox.keys() - set(OutboxRow._fields) == {"id", "published_at"}
     shown = {f.name for f in fields(InteractionFacts)} - interaction.keys()
     assert shown == set(SHOWN_CONTACTS) and shown <= columns(Lead).keys()
-    assert set(NewLead._fields) == columns(Lead).keys()
+    assert set(NewLead._fields) == columns(Lead).keys() - {"last_sequence"}  # 0 until a merge
     assert set(NewContact._fields) == columns(LeadContact).keys() - {"id"}
     assert {f.name for f in fields(OperatorState)} <= columns(Operator).keys()
     assert {f.name for f in fields(StoredEvent)} <= outbox.keys()
@@ -138,16 +138,39 @@ def test_new_interaction_values_land_under_their_columns() -> None:
         "r-1", MOMENT, MOMENT + timedelta(seconds=1), 7, MOMENT + timedelta(seconds=30),
     )  # fmt: skip
     compiled = compile_statement(interactions.insert_interactions)
-    head = compiled.sql.partition(" VALUES ")[0]
-    names = [n.strip() for n in head.partition("(")[2].rstrip(")").split(",")]
-    bound = dict(zip(names, compiled.bind((7, *row)), strict=True))
+    bound = dict(zip(inserted_columns(compiled.sql), compiled.bind((7, *row)), strict=True))
     types = columns(Interaction)
-    expected = {"id": 7} | {
+    expected = {"id": 7, "last_sequence": 1} | {  # its first event's number: the default
         name: sqlalchemy_bind(types[name], value)
         for name, value in zip(NewInteraction._fields, row, strict=True)
     }
     assert bound == expected
     assert bound["payload"] == json.dumps({"a": [1, "ü"]})
+
+
+def test_outbox_row_values_land_under_their_columns() -> None:
+    traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+    row = OutboxRow(
+        "e-1", 7, "interaction.waiting", '{"x":1}', "c-1", None, MOMENT, traceparent, "owner-1"
+    )
+    compiled = compile_statement(outbox.insert_events)
+    bound = dict(zip(inserted_columns(compiled.sql), compiled.bind(row), strict=True))
+    types = columns(OutboxEvent)
+    assert bound == {n: sqlalchemy_bind(types[n], v) for n, v in row._asdict().items()}
+    assert bound["owner"] == "owner-1"
+
+
+def test_a_new_lead_starts_its_merge_numbers_at_zero() -> None:
+    """A column the rows leave out is bound its Python-side default, as SQLAlchemy would."""
+    compiled = compile_statement(leads.insert_leads)
+    row = NewLead("uuid-1", "a@example.com", None, None, MOMENT)
+    bound = dict(zip(inserted_columns(compiled.sql), compiled.bind(row), strict=True))
+    assert bound["last_sequence"] == 0 and bound["uuid"] == "uuid-1"
+
+
+def inserted_columns(sql: str) -> list[str]:
+    head = sql.partition(" VALUES ")[0]
+    return [n.strip() for n in head.partition("(")[2].rstrip(")").split(",")]
 
 
 def test_the_orm_and_the_sqlite3_lane_write_one_datetime_form() -> None:
