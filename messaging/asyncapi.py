@@ -18,6 +18,7 @@ from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from messaging import topology
+from messaging.reply_to import SERVICE_PREFIXES
 from schemas import events
 from schemas.events import EventType, InteractionEvent
 from schemas.messages import AcceptInteraction, CloseInteraction, CreateInteraction
@@ -320,14 +321,15 @@ def _add_dead_letters(
 
 def _reply_channel() -> dict[str, Any]:
     names = [_pascal(event_type.value) for event_type in EventType]
+    own = ", ".join(f"`{prefix}`, `{prefix}.*`" for prefix in SERVICE_PREFIXES)
     return {
         "address": None,
         "title": "reply_to queue",
         "description": "The queue a command names in `reply_to`: its result event is also "
         "published there through the default exchange, with the command's `correlation_id`. "
-        f"A name of this service's own (`{topology.SERVICE_QUEUE_PREFIX}`, "
-        f"`{topology.SERVICE_QUEUE_PREFIX}.*`) is ignored (logged and counted), never "
-        "delivered.",
+        f"A name of this service's own ({own}), a malformed name, or a form the broker "
+        "refuses (a direct reply-to name that does not decode to one of its nodes) is ignored "
+        "(logged and counted), never retried; the command is processed all the same.",
         "messages": {name: _ref("components/messages", name) for name in names},
         "bindings": {
             "amqp": {

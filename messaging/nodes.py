@@ -15,7 +15,8 @@ tests/cluster/ fail if an upgrade changes either.
 """
 
 from collections.abc import Awaitable, Callable, Sequence
-from typing import TypeVar
+from functools import partial
+from typing import Any, TypeVar
 from urllib.parse import unquote
 
 import aio_pika
@@ -26,6 +27,7 @@ from aio_pika.robust_connection import RobustConnection
 from yarl import URL
 
 from messaging.connect_failures import NodeFailure, classify
+from messaging.connection_loss import describe, loss_cause
 
 log = structlog.get_logger(__name__)
 
@@ -38,6 +40,7 @@ CONNECT_TIMEOUT_S = 10.0
 RECONNECT_INTERVAL_S = 1.0
 
 _Connection = TypeVar("_Connection", bound=AbstractConnection)
+LossHook = Callable[[str], None]
 
 
 class NoNodeAnswered(ConnectionError):
@@ -92,48 +95,96 @@ def where(url: str | URL) -> str:
     return f"{parsed.host}:{port}"
 
 
-async def connect(amqp_url: str, *, per_node_s: float = CONNECT_TIMEOUT_S) -> AbstractConnection:
-    """A plain connection (the CLI's) to the first node of AMQP_URL that answers."""
-    connection, _ = await _first_answer(parse_nodes(amqp_url), _open, per_node_s)
+async def connect(
+    amqp_url: str, *, per_node_s: float = CONNECT_TIMEOUT_S, label: str | None = None
+) -> AbstractConnection:
+    """A plain connection (the CLI's) to the first node of AMQP_URL that answers.
+
+    `label`: the connection's name in `rabbitmqctl list_connections user_provided_name`."""
+    connection, _ = await _first_answer(parse_nodes(amqp_url), partial(_open, label), per_node_s)
     return connection
 
 
 async def connect_robust(
-    amqp_url: str, *, per_node_s: float = CONNECT_TIMEOUT_S
+    amqp_url: str,
+    *,
+    per_node_s: float = CONNECT_TIMEOUT_S,
+    name: str = "broker",
+    label: str | None = None,
+    on_lost: LossHook | None = None,
 ) -> RobustConnection:
-    """A robust connection to the first node that answers; on losing it, the next that answers."""
+    """A robust connection to the first node that answers; on losing it, the next that answers.
+
+    `name` tells the worker's connections apart in logs, `label` on the broker
+    (`connection_name`); `on_lost` gets each loss's cause."""
     nodes = parse_nodes(amqp_url)
-    connection, index = await _first_answer(nodes, _open_robust, per_node_s)
-    follow_nodes(connection, nodes, index)
+    open_one = partial(_open_robust, label)
+    connection, index = await _first_answer(nodes, open_one, per_node_s)
+    follow_nodes(connection, nodes, index, name=name, on_lost=on_lost)
     return connection
 
 
-async def _open(url: str, attempt_s: float) -> AbstractConnection:
-    connection: AbstractConnection = await aio_pika.connect(url, timeout=attempt_s)
+def _named(label: str | None) -> dict[str, Any]:
+    return {} if label is None else {"client_properties": {"connection_name": label}}
+
+
+async def _open(label: str | None, url: str, attempt_s: float) -> AbstractConnection:
+    connection: AbstractConnection = await aio_pika.connect(url, timeout=attempt_s, **_named(label))
     return connection
 
 
-async def _open_robust(url: str, attempt_s: float) -> RobustConnection:
+async def _open_robust(label: str | None, url: str, attempt_s: float) -> RobustConnection:
     # A `reconnect_interval` in the URL's query string wins over ours.
     interval = URL(url).query.get("reconnect_interval", RECONNECT_INTERVAL_S)
-    return await aio_pika.connect_robust(url, timeout=attempt_s, reconnect_interval=interval)
+    return await aio_pika.connect_robust(
+        url, timeout=attempt_s, reconnect_interval=interval, **_named(label)
+    )
 
 
-def follow_nodes(connection: RobustConnection, nodes: Sequence[str], current: int) -> None:
-    """After each loss or failed reconnect, the next attempt goes to the next node, in a ring."""
+def follow_nodes(
+    connection: RobustConnection,
+    nodes: Sequence[str],
+    current: int,
+    *,
+    name: str = "broker",
+    on_lost: LossHook | None = None,
+) -> None:
+    """After each loss or failed reconnect, the next attempt goes to the next node, in a ring.
+
+    A loss is logged once, with its cause (messaging/connection_loss.py), and handed to
+    `on_lost`; the failed attempts that follow until the reconnect are logged as such."""
     position = current
+    counted: object = None  # the transport whose loss was counted last
 
-    def next_node(_sender: object, *_reason: object) -> None:
-        nonlocal position
+    def next_node(_sender: object, *reason: object) -> None:
+        nonlocal position, counted
         if connection.close_called:
             return  # closed on purpose: nothing to reconnect
         lost = nodes[position]
         position = (position + 1) % len(nodes)
         connection.url = URL(nodes[position])
-        log.warning("broker connection lost", node=where(lost), next_node=where(nodes[position]))
+        error = reason[0] if reason else None
+        cause = loss_cause(error)
+        where_to = {"node": where(lost), "next_node": where(nodes[position])}
+        # A connection that was open (a transport, even one still restoring its channels and
+        # already consuming) is a loss, counted once; an attempt that never connected is not.
+        transport = connection.transport
+        if transport is None or transport is counted:
+            log.warning("broker reconnect attempt failed", connection=name, **where_to)
+            return
+        counted = transport
+        log.warning(
+            "broker connection lost",
+            connection=name,
+            cause=cause,
+            error=describe(error),
+            **where_to,
+        )
+        if on_lost is not None:
+            on_lost(cause)
 
     def reconnected(_sender: object, *_args: object) -> None:
-        log.info("broker reconnected", node=where(connection.url))
+        log.info("broker reconnected", connection=name, node=where(connection.url))
 
     connection.close_callbacks.add(next_node)
     connection.reconnect_callbacks.add(reconnected)

@@ -4,7 +4,7 @@ import asyncio
 import functools
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
 import aiormq
 from aio_pika import DeliveryMode
@@ -16,15 +16,28 @@ from messaging.tracing import trace_headers
 from routing.outcomes import PendingEvent
 
 
+class ReplyCopies(Protocol):
+    """Where reply copies go (`messaging.replies.ReplySender`): never raises, never blocks."""
+
+    def send(self, reply_to: str, body: bytes, properties: spec.Basic.Properties) -> None: ...
+
+
 class EventPublisher:
-    """Publishes on a channel with publisher confirms: `await` returns once the broker has it."""
+    """Publishes on a channel with publisher confirms: `await` returns once the broker has it.
+
+    Reply copies go to `replies`, after their event is confirmed; without it, none are sent."""
 
     def __init__(
-        self, channel: AbstractChannel, events: AbstractExchange, dead_letters: AbstractExchange
+        self,
+        channel: AbstractChannel,
+        events: AbstractExchange,
+        dead_letters: AbstractExchange,
+        replies: ReplyCopies | None = None,
     ) -> None:
         self.channel = channel
         self.events = events
         self.dead_letters = dead_letters
+        self.replies = replies
 
     async def publish_events(self, events: Sequence[PendingEvent]) -> None:
         """All in flight at once (one round trip for the batch), sent in order."""
@@ -40,8 +53,8 @@ class EventPublisher:
         body = event.body.encode()
         # An event nobody subscribes to yet is not an error of the worker: mandatory=False.
         await publish_confirmed(self.channel, self.events.name, event.routing_key, body, properties)
-        if event.reply_to:
-            await publish_confirmed(self.channel, "", event.reply_to, body, properties)
+        if event.reply_to and self.replies is not None:
+            self.replies.send(event.reply_to, body, properties)
 
     async def dead_letter(self, original: AbstractIncomingMessage, reason: str) -> LetterStored:
         """The original, readable and within the frame size, plus `x-error` saying why, to

@@ -11,6 +11,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
+import structlog
 from aio_pika import ExchangeType
 from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractQueue
 from aiormq.exceptions import ChannelPreconditionFailed
@@ -26,8 +27,14 @@ CREATE_ROUTING_KEY = "interaction.create"
 CLOSE_ROUTING_KEY = "interaction.close"
 ACCEPT_ROUTING_KEY = "interaction.accept"
 
-# The broker's own safety net; the worker dead-letters with a reason well before this.
-BROKER_DELIVERY_LIMIT = 20
+# The broker's own safety net, for a message no worker can take at all (one that kills the
+# process, or the connection, whenever it is delivered). On 3.x every return counts, a
+# connection lost with the message unacked included, so the limit is far above what lost
+# connections add up to for a valid message, which the worker processes whatever its count
+# (worker/parse.py::is_suspect). Queues declared by an older release keep theirs (20): the
+# worker redeclares them as they are and says how to move (`work_queue_arguments`).
+BROKER_DELIVERY_LIMIT = 100
+LEGACY_DELIVERY_LIMIT = 20
 # Replicas per quorum queue: on a 3-node cluster every node holds every queue, and losing one
 # node loses nothing. It is RabbitMQ's own default (3.x and 4.x), written down so that a
 # broker-wide `quorum_cluster_size` cannot change it under a deployment. Compared on redeclare.
@@ -35,12 +42,17 @@ QUORUM_GROUP_SIZE = 3
 # `x-delivery-limit: -1` is "no limit" on RabbitMQ 4 only: 3.10 takes it as "dead-letter on the
 # first return" (measured: one nack or closed channel and the message was gone).
 UNLIMITED_DELIVERIES = -1
+log = structlog.get_logger(__name__)
 
 WORK_QUEUE_ARGUMENTS: dict[str, Any] = {
     "x-queue-type": "quorum",
     "x-quorum-initial-group-size": QUORUM_GROUP_SIZE,
     "x-dead-letter-exchange": DEAD_LETTER_EXCHANGE,
     "x-delivery-limit": BROKER_DELIVERY_LIMIT,
+}
+LEGACY_WORK_QUEUE_ARGUMENTS: dict[str, Any] = {
+    **WORK_QUEUE_ARGUMENTS,
+    "x-delivery-limit": LEGACY_DELIVERY_LIMIT,
 }
 
 
@@ -70,14 +82,6 @@ async def broker_version(channel: AbstractChannel) -> str | bytes | None:
     underlay = await channel.get_underlay_channel()
     version = underlay.connection.server_properties.get("version")
     return version if isinstance(version, str | bytes) else None
-
-
-SERVICE_QUEUE_PREFIX = "interactions"
-
-
-def is_own_queue(name: str) -> bool:
-    """`interactions` and `interactions.*` are this service's names (the contract's rule)."""
-    return name == SERVICE_QUEUE_PREFIX or name.startswith(SERVICE_QUEUE_PREFIX + ".")
 
 
 @dataclass(frozen=True)
@@ -135,10 +139,40 @@ async def declare_topology(channel: AbstractChannel) -> Topology:
 async def _work_queue(
     channel: AbstractChannel, name: str, exchange: AbstractExchange, routing_key: str
 ) -> AbstractQueue:
+    arguments = await work_queue_arguments(channel, name)
     async with _declaring("queue", name):
-        queue = await channel.declare_queue(name, durable=True, arguments=WORK_QUEUE_ARGUMENTS)
+        queue = await channel.declare_queue(name, durable=True, arguments=arguments)
     await queue.bind(exchange, routing_key)
     return queue
+
+
+async def work_queue_arguments(channel: AbstractChannel, name: str) -> dict[str, Any]:
+    """Today's arguments, or an older release's when the queue exists with those.
+
+    A quorum queue's `x-delivery-limit` cannot change once declared (PRECONDITION_FAILED), and
+    a policy cannot raise it (the broker takes the lower of the two). So a queue an older
+    release made keeps its limit of 20, with one warning line; moving to 100 means recreating
+    the queue (docs/reliability.md, "Delivery counts"). Each try runs on a channel of its own:
+    a refused declaration closes its channel.
+    """
+    connection = (await channel.get_underlay_channel()).connection
+    for arguments in (WORK_QUEUE_ARGUMENTS, LEGACY_WORK_QUEUE_ARGUMENTS):
+        probe = await connection.channel()
+        try:
+            await probe.queue_declare(name, durable=True, arguments=arguments)
+        except ChannelPreconditionFailed:
+            continue
+        finally:
+            if not probe.is_closed:
+                await probe.close()
+        if arguments is LEGACY_WORK_QUEUE_ARGUMENTS:
+            log.warning(
+                "queue declared by an older release with x-delivery-limit 20; kept as it is. "
+                "Recreate it to raise the broker's limit to 100 (docs/reliability.md)",
+                queue=name,
+            )
+        return arguments
+    return WORK_QUEUE_ARGUMENTS  # neither: the declaration raises TopologyConflict with why
 
 
 async def _exchange(channel: AbstractChannel, name: str, kind: ExchangeType) -> AbstractExchange:

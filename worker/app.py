@@ -2,7 +2,12 @@
 
 Start-up builds every resource and shutdown closes it; nothing lives in module globals.
 SIGTERM/SIGINT call `request_stop`: consumers are cancelled, what was already delivered is
-processed within the grace period, then the channels and connection close.
+processed within the grace period, then the channels and connections close.
+
+Consuming and publishing use separate connections (RabbitMQ's advice): a publish-side failure
+(a refused frame, a flow-control block, a lost publish connection) never returns the
+deliveries being processed, and the consume side's acks never queue behind a publish burst.
+Reply copies have a third connection, opened at the first reply (messaging/replies.py).
 """
 
 import asyncio
@@ -16,11 +21,13 @@ from random import Random
 import structlog
 from aio_pika import ExchangeType
 from aio_pika.abc import AbstractIncomingMessage, AbstractQueue, AbstractRobustConnection
+from aio_pika.robust_connection import RobustConnection
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from db.transactions import TransactionRunner, open_transaction_runner
 from messaging import lenient_strings, nodes
 from messaging.publisher import EventPublisher
+from messaging.replies import ReplySender
 from messaging.topology import (
     DEAD_LETTER_EXCHANGE,
     EVENTS_EXCHANGE,
@@ -30,8 +37,8 @@ from messaging.topology import (
 from schemas.settings import Settings
 from worker.confirm_ledger import ConfirmLedger
 from worker.metrics import WorkerMetrics
-from worker.parse import CommandKind
-from worker.pipeline import BatchProcessor, Delivery, PipelineConfig, RoutedBatch
+from worker.parse import CommandKind, is_suspect
+from worker.pipeline import BatchProcessor, Delivery, PipelineConfig, RoutedBatch, is_held
 from worker.relay import RENEWALS_PER_LEASE, OutboxRelay, lease_for
 
 log = structlog.get_logger(__name__)
@@ -40,13 +47,15 @@ log = structlog.get_logger(__name__)
 BURST_IDLE_S = 1.0
 # Confirmed events are recorded in the next batch's transaction, or after this much idleness.
 RECORD_IDLE_S = 0.05
+# The worker's connections on the broker (`rabbitmqctl list_connections user_provided_name`):
+# "leadrouter worker consume", "… publish", "… reply".
+CONNECTION_LABEL = "leadrouter worker"
 # Overdue waiting interactions are looked for this often: within a few seconds of the line.
 TIMER_INTERVAL_S = 1.0
 
 
 @dataclass
 class _Running:
-    connection: AbstractRobustConnection
     topology: Topology
     processor: BatchProcessor
     relay: OutboxRelay
@@ -69,7 +78,10 @@ class Worker:
         self.buffer: asyncio.Queue[Delivery] = asyncio.Queue()
         self.ready = asyncio.Event()
         self._stop = asyncio.Event()
-        self.connection: AbstractRobustConnection | None = None
+        self.connection: AbstractRobustConnection | None = None  # consuming (and acks)
+        self.publish_connection: AbstractRobustConnection | None = None
+        self.replies: ReplySender | None = None
+        self._alone_next: Delivery | None = None  # a suspect met while filling a batch
         self.ledger = ConfirmLedger()
         # This process as the owner of the events it writes (`worker/relay.py`): its relay
         # answers for them while its lease lasts, another worker's after.
@@ -103,43 +115,69 @@ class Worker:
     @contextlib.asynccontextmanager
     async def _started(self) -> AsyncIterator[_Running]:
         lenient_strings.install()
-        # The first node of AMQP_URL that answers; on losing it, the next (messaging/nodes.py).
-        connection = await nodes.connect_robust(self.settings.amqp_url)
-        self.connection = connection
-        try:
-            async with open_transaction_runner(
-                self.settings.database_url, self.session_factory
-            ) as transactions:
-                running = await self._build(connection, transactions)
-                log.info(
-                    "worker started",
-                    owner=self.owner,
-                    prefetch=self.settings.prefetch_count,
-                    batch_size=self.settings.batch_size,
-                    transactions=type(transactions).__name__,
-                    node=nodes.where(connection.url),
-                )
-                self.ready.set()
-                yield running
-        finally:
-            self.ready.clear()
-            await connection.close()
-            log.info("worker stopped")
+        async with contextlib.AsyncExitStack() as stack:
+            stack.callback(log.info, "worker stopped")  # last: after every connection closed
+            # Each: the first node of AMQP_URL that answers; on losing it, the next
+            # (messaging/nodes.py). Every loss is logged and counted with its cause.
+            consume = await self._connect("consume")
+            stack.push_async_callback(consume.close)
+            publish = await self._connect("publish")
+            stack.push_async_callback(publish.close)
+            self.connection, self.publish_connection = consume, publish
+            self.replies = ReplySender(
+                self.settings.amqp_url,
+                label=f"{CONNECTION_LABEL} reply",
+                on_ignored=lambda reason: self.metrics.reply_to_ignored.labels(reason).inc(),
+                on_failed=lambda cause: self.metrics.replies_failed.labels(cause).inc(),
+                on_connection_lost=self._lost("reply"),
+            )
+            stack.push_async_callback(self.replies.close)
+            stack.callback(self.ready.clear)
+            transactions = await stack.enter_async_context(
+                open_transaction_runner(self.settings.database_url, self.session_factory)
+            )
+            running = await self._build(consume, publish, self.replies, transactions)
+            log.info(
+                "worker started",
+                owner=self.owner,
+                prefetch=self.settings.prefetch_count,
+                batch_size=self.settings.batch_size,
+                transactions=type(transactions).__name__,
+                node=nodes.where(consume.url),
+                publish_node=nodes.where(publish.url),
+            )
+            self.ready.set()
+            yield running
+
+    async def _connect(self, name: str) -> RobustConnection:
+        return await nodes.connect_robust(
+            self.settings.amqp_url,
+            name=name,
+            label=f"{CONNECTION_LABEL} {name}",
+            on_lost=self._lost(name),
+        )
+
+    def _lost(self, name: str) -> Callable[[str], None]:
+        return lambda cause: self.metrics.connection_lost.labels(name, cause).inc()
 
     async def _build(
-        self, connection: AbstractRobustConnection, transactions: TransactionRunner
+        self,
+        consume: RobustConnection,
+        publish: RobustConnection,
+        replies: ReplySender,
+        transactions: TransactionRunner,
     ) -> _Running:
-        consume_channel = await connection.channel()
+        consume_channel = await consume.channel()
         await consume_channel.set_qos(prefetch_count=self.settings.prefetch_count)
         topology = await declare_topology(consume_channel)
-        publish_channel = await connection.channel(publisher_confirms=True)
+        publish_channel = await publish.channel(publisher_confirms=True)
         events = await publish_channel.declare_exchange(
             EVENTS_EXCHANGE, ExchangeType.TOPIC, durable=True
         )
         dlx = await publish_channel.declare_exchange(
             DEAD_LETTER_EXCHANGE, ExchangeType.FANOUT, durable=True
         )
-        publisher = EventPublisher(publish_channel, events, dlx)
+        publisher = EventPublisher(publish_channel, events, dlx, replies)
         settings = self.settings
         config = PipelineConfig(
             settings.delivery_limit, settings.db_retry_attempts, settings.default_phone_region
@@ -158,11 +196,14 @@ class Worker:
         consumers = [
             (queue, await queue.consume(self._enqueue(kind))) for queue, kind in work_queues
         ]
-        return _Running(connection, topology, processor, relay, consumers)
+        return _Running(topology, processor, relay, consumers)
 
     def _enqueue(self, kind: CommandKind) -> Callable[[AbstractIncomingMessage], Awaitable[None]]:
+        limit = self.settings.delivery_limit
+
         async def on_message(message: AbstractIncomingMessage) -> None:
-            self.buffer.put_nowait(Delivery(kind, message))
+            alone = is_suspect(message.headers or {}, bool(message.redelivered), limit)
+            self.buffer.put_nowait(Delivery(kind, message, alone))
 
         return on_message
 
@@ -181,6 +222,10 @@ class Worker:
                 return  # nothing delivered for BURST_IDLE_S while consuming: the queues are empty
 
     async def _dispatch(self, processor: BatchProcessor, batch: list[Delivery]) -> None:
+        # Deliveries of a consume channel that closed meanwhile come again: not worth a routing.
+        batch = [d for d in batch if is_held(d)]
+        if not batch:
+            return
         try:
             routed = await processor.route(batch)
         except Exception as exc:
@@ -205,16 +250,39 @@ class Worker:
             await self._return_to_queue(routed.deliveries, exc)
 
     async def _next_batch(self, idle_s: float | None) -> list[Delivery]:
-        """Wait for one delivery (or stop), linger briefly, then take what is there."""
-        first = await self._first_delivery(idle_s)
+        """Wait for one delivery (or stop), linger briefly, then take what is there.
+
+        A suspect (redelivered DELIVERY_LIMIT times or more) is a batch of its own, in its
+        place in the order: if it fails, it fails alone (worker/parse.py::is_suspect)."""
+        first: Delivery | None = self._alone_next
+        self._alone_next = None
+        if first is None:
+            first = await self._first_delivery(idle_s)
         if first is None:
             return []
+        if first.alone:
+            return self._alone(first)
         batch = [first]
         if self.buffer.qsize() < self.settings.batch_size - 1 and self.settings.batch_linger_ms:
             await asyncio.sleep(self.settings.batch_linger_ms / 1000)
         while len(batch) < self.settings.batch_size and not self.buffer.empty():
-            batch.append(self.buffer.get_nowait())
+            delivery = self.buffer.get_nowait()
+            if delivery.alone:
+                self._alone_next = delivery
+                break
+            batch.append(delivery)
         return batch
+
+    def _alone(self, delivery: Delivery) -> list[Delivery]:
+        message = delivery.message
+        log.info(
+            "redelivery processed alone",
+            queue=delivery.kind,
+            message_id=lenient_strings.printable(message.message_id or "") or None,
+            delivery_count=(message.headers or {}).get("x-delivery-count"),
+        )
+        self.metrics.processed_alone.inc()
+        return [delivery]
 
     async def _first_delivery(self, idle_s: float | None) -> Delivery | None:
         if not self.buffer.empty():
@@ -249,7 +317,7 @@ class Worker:
                 await queue.cancel(tag)
         try:
             async with asyncio.timeout(self.settings.shutdown_grace_s):
-                while not self.buffer.empty():
+                while not self.buffer.empty() or self._alone_next is not None:
                     await self._dispatch(running.processor, await self._next_batch(idle_s=0))
                 if self._settling:
                     await asyncio.wait(set(self._settling))

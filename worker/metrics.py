@@ -20,7 +20,28 @@ class WorkerMetrics(MetricSet):
         )
         self.reply_to_ignored = self.counter(
             "reply_to_ignored",
-            "Commands whose reply_to named one of the service's own queues",
+            "Commands whose reply_to was not used: a queue of the service's own, malformed, "
+            "or a form the broker refuses",
+            "reason",
+        )
+        self.replies_failed = self.counter(
+            "replies_failed",
+            "Reply copies the broker refused or that could not be sent (never retried)",
+            "cause",
+        )
+        self.connection_lost = self.counter(
+            "broker_connection_lost",
+            "AMQP connections lost (consume, publish or reply), by cause",
+            "connection",
+            "cause",
+        )
+        self.processed_alone = self.counter(
+            "redeliveries_processed_alone",
+            "Redeliveries past DELIVERY_LIMIT processed in a batch of their own",
+        )
+        self.publishes_retried = self.counter(
+            "batch_publishes_retried",
+            "Batches whose events or dead letters were sent again after a publish-side failure",
         )
         self.events_published = self.counter(
             "events_published", "Events confirmed by the broker", "type"

@@ -82,15 +82,9 @@ def _plain(message: str) -> str:
 
 
 def envelope_refusal(
-    properties: Mapping[str, Any],
-    headers: Mapping[str, Any],
-    redelivered: bool,
-    delivery_limit: int,
-    timestamp: object = None,
+    properties: Mapping[str, Any], headers: Mapping[str, Any], timestamp: object = None
 ) -> Refused | None:
     """What the AMQP envelope alone rules out, before the body is read."""
-    if (poison := poison_reason(headers, redelivered, delivery_limit)) is not None:
-        return Refused(poison, RefusalClass.DELIVERY_LIMIT)
     if (not_utf8 := invalid_utf8_property(properties, headers)) is not None:
         return Refused(not_utf8, RefusalClass.INVALID_PROPERTY)
     if (undecodable := undecodable_reason(headers, timestamp)) is not None:
@@ -135,15 +129,15 @@ def is_json_content_type(content_type: object) -> bool:
     return content_type.split(";", 1)[0].strip().lower() == JSON_MEDIA_TYPE
 
 
-def poison_reason(headers: Mapping[str, Any], redelivered: bool, delivery_limit: int) -> str | None:
-    """A message delivered this often without an outcome crashes whoever takes it.
+def is_suspect(headers: Mapping[str, Any], redelivered: bool, delivery_limit: int) -> bool:
+    """Delivered `delivery_limit` times or more without an outcome: processed alone.
 
-    Only a redelivery counts: on a first delivery `x-delivery-count` can only be a header the
-    publisher set itself, and a forged count must not dead-letter a fresh message.
+    A count is not evidence: every connection lost with the message unacked adds one (3.x), so
+    a suspect is processed as usual, only in a batch of its own, where a failure can be its
+    own and nobody else's. Only a redelivery counts: on a first delivery `x-delivery-count`
+    can only be a header the publisher set itself.
     """
     if not redelivered:
-        return None
+        return False
     count = headers.get("x-delivery-count")
-    if isinstance(count, int) and not isinstance(count, bool) and count >= delivery_limit:
-        return f"delivery limit reached: delivered {count + 1} times without an outcome"
-    return None
+    return isinstance(count, int) and not isinstance(count, bool) and count >= delivery_limit

@@ -15,6 +15,7 @@ from typing import Any
 
 import structlog
 from aio_pika.abc import AbstractIncomingMessage
+from aiormq.exceptions import ChannelInvalidStateError
 
 from db.errors import is_transient
 from db.retry import RetriesExhausted, retry_transient
@@ -24,7 +25,7 @@ from messaging import tracing
 from messaging.dead_letter_sender import DeadLetterNotStored, LetterStored
 from messaging.lenient_strings import printable, short_string_properties
 from messaging.publisher import EventPublisher
-from messaging.topology import is_own_queue
+from messaging.reply_to import ReplyToRefusal, reply_to_refusal
 from routing.commands import AcceptRequest, CloseRequest, CreateRequest, Envelope, Request
 from routing.outcomes import RefusalClass, Refused, Routed, RoutingOutcome
 from routing.router import Router
@@ -41,6 +42,14 @@ _DONE_LOG_LINES: dict[CommandKind, str] = {
     "close": "interaction closed",
     "accept": "interaction accepted",
 }
+_REPLY_TO_IGNORED = {
+    ReplyToRefusal.OWN_QUEUE: "reply_to names a queue of this service; ignored",
+    ReplyToRefusal.MALFORMED: "reply_to is not a valid queue name; ignored",
+    ReplyToRefusal.BROKER_WOULD_REFUSE: "reply_to is a form the broker refuses; ignored",
+}
+# A batch whose publishes failed (the publish connection lost, a nack) keeps its deliveries
+# and sends its dead letters and events again, this often, backing off up to 2 s each time.
+PUBLISH_ATTEMPTS = 8
 _TIMER_LOG_LINES = {
     EventType.OVERDUE.value: "interaction overdue",
     EventType.OFFER_EXPIRED.value: "offer expired",
@@ -53,6 +62,7 @@ _TIMER_LOG_LINES = {
 class Delivery:
     kind: CommandKind
     message: AbstractIncomingMessage
+    alone: bool = False  # a suspect: routed in a batch of its own (worker/parse.py::is_suspect)
 
 
 @dataclass(frozen=True)
@@ -190,7 +200,7 @@ class BatchProcessor:
         On failure the events are abandoned (the relay re-sends them) and the error raised.
         """
         try:
-            await confirmed
+            await self._confirmed_or_sent_again(routed, confirmed)
             if previous is not None:
                 with contextlib.suppress(Exception):  # its failure is handled where it happened
                     await previous
@@ -202,6 +212,36 @@ class BatchProcessor:
             self.ledger.abandoned(routed.event_ids)
             raise
         self.ledger.confirmed(routed.event_ids)
+
+    async def _confirmed_or_sent_again(
+        self, routed: RoutedBatch, confirmed: Awaitable[object]
+    ) -> None:
+        """A publish-side failure does not return the deliveries: publishing has a connection of
+        its own, so while the consume channel still holds them, the batch's dead letters and
+        events are sent again (same event ids) once the publish connection is back. Raises the
+        last error when the deliveries are gone anyway or the attempts run out."""
+        try:
+            await confirmed
+            return
+        except Exception as exc:
+            error = exc
+        for attempt in range(PUBLISH_ATTEMPTS):
+            if not _still_held(routed.deliveries):
+                break  # the consume connection went too: the broker redelivers them
+            log.warning(
+                "batch publish failed; sending it again",
+                size=len(routed.deliveries),
+                attempt=attempt + 1,
+                error=f"{type(error).__name__}: {error}"[:300],
+            )
+            self.metrics.publishes_retried.inc()
+            await asyncio.sleep(min(2.0, 0.05 * 2**attempt))
+            try:
+                await self.send(routed)
+                return
+            except Exception as exc:
+                error = exc
+        raise error
 
     async def fire_timers(self) -> int:
         """Waiting interactions past their source's SLA, then offers past their deadline: each
@@ -277,13 +317,7 @@ class BatchProcessor:
         message = delivery.message
         try:
             headers = message.headers or {}
-            refusal = envelope_refusal(
-                short_string_properties(message),
-                headers,
-                bool(message.redelivered),
-                self.config.delivery_limit,
-                message.timestamp,
-            )
+            refusal = envelope_refusal(short_string_properties(message), headers, message.timestamp)
             if refusal is not None:
                 return refusal
             envelope, region = self._envelope(message, headers), self.config.phone_region
@@ -294,17 +328,19 @@ class BatchProcessor:
             return Refused(reason, RefusalClass.INVALID_BODY)
 
     def _envelope(self, message: AbstractIncomingMessage, headers: Mapping[str, Any]) -> Envelope:
-        """A `reply_to` naming one of the service's own queues would turn the event into a
-        command (or a dead letter): it is dropped, logged and counted, never delivered.
+        """A `reply_to` the worker must not or cannot publish to (a queue of the service's own,
+        a malformed name, a form the broker refuses: messaging/reply_to.py) is dropped, logged
+        and counted, and the command processed without it; it is never stored, so never sent.
         A `traceparent` header that is not W3C's is ignored (logged at debug), never refused."""
         reply_to = message.reply_to
-        if reply_to is not None and is_own_queue(reply_to):
+        if reply_to is not None and (refusal := reply_to_refusal(reply_to)) is not None:
             log.warning(
-                "reply_to names a queue of this service; ignored",
-                reply_to=printable(reply_to),
+                _REPLY_TO_IGNORED[refusal],
+                reply_to=printable(reply_to)[:300],
+                reason=refusal.value,
                 message_id=printable(message.message_id or ""),
             )
-            self.metrics.reply_to_ignored.inc()
+            self.metrics.reply_to_ignored.labels(refusal.value).inc()
             reply_to = None
         if (raw := headers.get(tracing.TRACEPARENT)) is None:
             return Envelope(message.message_id, message.correlation_id, reply_to)
@@ -440,6 +476,19 @@ async def ack_batch(deliveries: Sequence[Delivery]) -> None:
             last_by_channel[key] = delivery.message
     for message in last_by_channel.values():
         await message.ack(multiple=True)
+
+
+def _still_held(deliveries: Sequence[Delivery]) -> bool:
+    """Whether the deliveries can still be acked: the channel they came on is open."""
+    return bool(deliveries) and all(is_held(d) for d in deliveries)
+
+
+def is_held(delivery: Delivery) -> bool:
+    """Whether the channel this delivery came on is still open (else it comes again)."""
+    try:
+        return not delivery.message.channel.is_closed
+    except ChannelInvalidStateError:  # aio-pika's way of saying it is closed
+        return False
 
 
 def _trace_id(message: AbstractIncomingMessage) -> str | None:

@@ -19,7 +19,8 @@ class BrokerState(Protocol):
     """What the probe reads of a worker (`worker.app.Worker` has both)."""
 
     ready: asyncio.Event
-    connection: AbstractRobustConnection | None
+    connection: AbstractRobustConnection | None  # consuming
+    publish_connection: AbstractRobustConnection | None
 
 
 @dataclass(frozen=True)
@@ -47,5 +48,9 @@ class ReadinessProbe:
         self.session_factory = session_factory
 
     async def check(self) -> Readiness:
-        broker = self.broker.ready.is_set() and is_connected(self.broker.connection)
+        broker = (
+            self.broker.ready.is_set()
+            and is_connected(self.broker.connection)
+            and is_connected(self.broker.publish_connection)
+        )
         return Readiness(database=await database_answers(self.session_factory), broker=broker)

@@ -121,6 +121,8 @@ class OutboxRelay:
 
 
 def _pending(row: RelayedRow) -> PendingEvent:
+    """No reply copy (`reply_to` None): a reply is best effort, sent once after its event's
+    first confirm; a relayed event's reply may have gone out already, or been refused."""
     return PendingEvent(
-        row.event_id, row.routing_key, row.body, row.correlation_id, row.reply_to, row.traceparent
+        row.event_id, row.routing_key, row.body, row.correlation_id, None, row.traceparent
     )

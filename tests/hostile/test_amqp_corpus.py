@@ -301,7 +301,7 @@ async def test_reply_to_one_of_the_service_queues_is_ignored_and_counted(
         first = await events.next()
         await bot.create("next@example.com", 1)  # processed after any copy would have been
         second = await events.next()
-        ignored = worker.metrics.reply_to_ignored._value.get()
+        ignored = worker.metrics.reply_to_ignored.labels("own_queue")._value.get()
     assert first.body["status"] == second.body["status"] == "assigned"
     assert ignored == 1
     assert [i.message_id for i in await seed.interactions(sessions)] == [

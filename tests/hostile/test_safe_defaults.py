@@ -40,11 +40,14 @@ LEADROUTER = str(Path(sys.executable).with_name("leadrouter"))
 SECRET = "s3cr3t-pw"
 LOOPBACK = "127.0.0.1"
 BIND_VARIABLES = ("API_BIND", "RABBITMQ_BIND", "RABBITMQ_MANAGEMENT_BIND")
-# Every published port (the `cluster` profile's too: the cluster's management UI and its API).
+# Every published port (the `cluster` profile's too: each node's AMQP, the cluster's management
+# UI and its API).
 PUBLISHED = {
     "rabbitmq": [LOOPBACK, LOOPBACK],
     "api": [LOOPBACK],
-    "rabbitmq-1": [LOOPBACK],
+    "rabbitmq-1": [LOOPBACK, LOOPBACK],
+    "rabbitmq-2": [LOOPBACK],
+    "rabbitmq-3": [LOOPBACK],
     "api-cluster": [LOOPBACK],
 }
 

@@ -1,10 +1,11 @@
-"""Issue 4.6, poison messages: a message that kills whoever takes it is dead-lettered after a
-bounded number of deliveries instead of looping for ever.
+"""Issue 4.6 and issue 21, poison messages: a delivery count is not evidence.
 
-The test plays the crashing consumer: it takes the message and dies (closes its channel
-without an ack), DELIVERY_LIMIT times; the quorum queue counts each return in
-`x-delivery-count`. The real worker then dead-letters it with the reason and goes on.
-The broker's own safety net (`x-delivery-limit` on the queue) is shown separately.
+The test plays a consumer that dies holding the message (closes its channel without an ack),
+DELIVERY_LIMIT times; the quorum queue counts each return in `x-delivery-count`, as it counts
+every connection lost with the message in flight. The real worker then processes it alone, in
+a batch of its own, and it is assigned like any other: only a failure of its own would refuse
+it. A message no worker can take at all ends at the broker's own limit (`x-delivery-limit`),
+shown separately.
 """
 
 import pytest
@@ -30,7 +31,7 @@ async def die_holding_it(connection: AbstractRobustConnection, times: int) -> No
         await crashing.close()
 
 
-async def test_message_that_crashes_every_consumer_is_dead_lettered_after_the_limit(
+async def test_a_message_returned_past_the_limit_is_processed_alone_not_dead_lettered(
     sqlite_url: str,
     sqlite_sessions: Sessions,
     workers: FleetFactory,
@@ -40,20 +41,20 @@ async def test_message_that_crashes_every_consumer_is_dead_lettered_after_the_li
     dead_letters: Inbox,
 ) -> None:
     source, _ = await one_source(sqlite_sessions, [5])
-    poison = await bot.create("poison@example.com", source)
+    returned = await bot.create("returned@example.com", source)
     await die_holding_it(amqp_connection, DELIVERY_LIMIT)
     async with workers(sqlite_url, delivery_limit=DELIVERY_LIMIT) as fleet:
-        await fleet.start("worker")
-        dead = await dead_letters.next(within=20)
-        healthy = await bot.create("healthy@example.com", source)
+        worker = await fleet.start("worker")
         event = await events.next(within=20)
+        healthy = await bot.create("healthy@example.com", source)
+        second = await events.next(within=20)
 
-    assert dead.message.message_id == poison
-    assert dead.headers["x-error"] == (
-        f"delivery limit reached: delivered {DELIVERY_LIMIT + 1} times without an outcome"
-    )
-    assert event.body["message_id"] == healthy
-    assert await interaction_count(sqlite_sessions) == 1
+    (alone,) = worker.events("redelivery processed alone")
+    assert alone["message_id"] == returned and alone["delivery_count"] == DELIVERY_LIMIT
+    assert event.body["message_id"] == returned and event.body["status"] == "assigned"
+    assert second.body["message_id"] == healthy
+    assert dead_letters.pending() == 0
+    assert await interaction_count(sqlite_sessions) == 2
 
 
 async def test_broker_dead_letters_by_itself_past_x_delivery_limit(

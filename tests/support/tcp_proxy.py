@@ -25,6 +25,8 @@ class TcpProxy:
         self._writers: set[asyncio.StreamWriter] = set()
         self._pumps: set[asyncio.Task[None]] = set()
         self.accepted = 0
+        # Each proxied connection, in the order accepted: (client side, broker side).
+        self.links: list[tuple[asyncio.StreamWriter, asyncio.StreamWriter]] = []
 
     async def open(self) -> "TcpProxy":
         self._server = await asyncio.start_server(self._serve, "127.0.0.1", self.port)
@@ -42,6 +44,11 @@ class TcpProxy:
             pump.cancel()
         await asyncio.gather(*self._pumps, return_exceptions=True)
 
+    def reset(self, link: int) -> None:
+        """Reset one proxied connection (both sides), as a network cut of that one would."""
+        for writer in self.links[link]:
+            writer.transport.abort()
+
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.accepted += 1
         try:
@@ -50,6 +57,7 @@ class TcpProxy:
             writer.transport.abort()
             return
         self._writers.update((writer, upstream_writer))
+        self.links.append((writer, upstream_writer))
         for source, sink in ((reader, upstream_writer), (upstream_reader, writer)):
             pump = asyncio.create_task(self._pump(source, sink))
             self._pumps.add(pump)

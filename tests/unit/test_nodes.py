@@ -108,7 +108,7 @@ def test_broker_major_version() -> None:
 
 def test_the_compose_cluster_profile_lists_its_three_nodes_everywhere() -> None:
     """worker-cluster and api-cluster get every node of the profile, which the nodes' peer
-    discovery file lists too (docker-compose.yml is validated, not run, in CI)."""
+    discovery file lists too (tests/compose runs the profile itself, where Podman is set up)."""
     root = Path(__file__).resolve().parents[2]
     text = re.sub(r"\$\{\w+:-([^}]*)\}", r"\1", (root / "docker-compose.yml").read_text())
     services = yaml.safe_load(text)["services"]

@@ -8,7 +8,7 @@ from pydantic import ValidationError
 from routing.commands import CloseRequest, CreateRequest, Envelope
 from routing.outcomes import Refused
 from schemas.messages import PAYLOAD_LIMIT_BYTES, CreateInteraction
-from worker.parse import parse_command, poison_reason
+from worker.parse import envelope_refusal, is_suspect, parse_command
 
 
 def parse_create(body: object) -> CreateRequest | CloseRequest | Refused:
@@ -86,15 +86,16 @@ def test_close_needs_a_positive_interaction_id() -> None:
     assert isinstance(bad, Refused) and "interaction_id" in bad.reason
 
 
-def test_poison_after_the_delivery_limit() -> None:
-    assert poison_reason({}, True, 5) is None
-    assert poison_reason({"x-delivery-count": 4}, True, 5) is None
-    reason = poison_reason({"x-delivery-count": 5}, True, 5)
-    assert reason is not None and "delivery limit" in reason
+def test_a_redelivery_past_the_delivery_limit_is_a_suspect_not_a_refusal() -> None:
+    assert not is_suspect({}, True, 5)
+    assert not is_suspect({"x-delivery-count": 4}, True, 5)
+    assert is_suspect({"x-delivery-count": 5}, True, 5)
+    assert not is_suspect({"x-delivery-count": True}, True, 1)
+    assert envelope_refusal({}, {"x-delivery-count": 500}) is None
 
 
-def test_a_first_delivery_is_never_poison_whatever_its_headers_say() -> None:
-    assert poison_reason({"x-delivery-count": 99}, False, 5) is None
+def test_a_first_delivery_is_never_a_suspect_whatever_its_headers_say() -> None:
+    assert not is_suspect({"x-delivery-count": 99}, False, 5)
 
 
 @pytest.mark.parametrize("payload", [{"t": "a\x00b"}, {"k\x00": 1}, ["x\\\x00"]])
