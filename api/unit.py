@@ -12,7 +12,7 @@ from db.errors import is_transient
 from db.models import Interaction
 from db.repositories.interactions import InteractionCRUD
 from db.retry import retry_transient
-from db.routing_store.orm import OrmRoutingStore
+from db.routing_store.sessions import session_store
 from messaging import tracing
 from routing.outcomes import PendingEvent
 from routing.router import Router
@@ -49,7 +49,7 @@ class UnitOfWork:
         self.session.expunge_all()
         with tracing.span("leadrouter.transaction"):
             async with self.session.begin():
-                router = Router(OrmRoutingStore(self.session), self.state.rng)
+                router = Router(session_store(self.session), self.state.rng)
                 result = await work(router)
         return result, router.outcome.events
 

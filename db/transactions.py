@@ -13,7 +13,7 @@ import structlog
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from db.routing_store.orm import OrmRoutingStore
+from db.routing_store.sessions import session_store
 from db.sqlite_transactions import SqliteRunnerUnavailable, SqliteTransactionRunner
 from routing.store import RoutingStore
 
@@ -34,7 +34,7 @@ class SessionTransactionRunner:
 
     async def run(self, work: Work[T]) -> T:
         async with self.session_factory() as session, session.begin():
-            return await work(OrmRoutingStore(session))
+            return await work(session_store(session))
 
 
 @contextlib.asynccontextmanager

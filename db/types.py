@@ -56,8 +56,8 @@ def utcnow() -> datetime:
 
 @functools.lru_cache(maxsize=8)  # a routing batch writes one `now` into every row it touches
 def sqlite_time(moment: datetime | None) -> str | None:
-    """A UTC moment as `UTCDateTime` stores it on SQLite, for statements written without
-    SQLAlchemy (`db/routing_store/sqlite.py`)."""
+    """A UTC moment as `UTCDateTime` stores it on SQLite, for the SQLite lane, which binds its
+    compiled statements' values itself (`db/routing_store/sqlite.py`)."""
     if moment is None:
         return None
     utc = moment.astimezone(UTC)

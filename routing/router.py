@@ -19,7 +19,7 @@ from routing.choose import select_operator
 from routing.commands import AcceptRequest, CloseRequest, CreateRequest, Envelope
 from routing.events import build_event, build_merged_event
 from routing.facts import InteractionFacts, StoredEvent, WaitingCursor
-from routing.identity import LeadMerge, LeadResolution, resolve_leads
+from routing.identity import Command, LeadMerge, LeadResolution, resolve_leads
 from routing.outcomes import PendingEvent, RefusalClass, Refused, Routed, RoutingOutcome
 from routing.pool import OperatorPool
 from routing.rows import NewContact, NewInteraction, NewLead, Offer, OutboxRow
@@ -365,8 +365,10 @@ class Router:
                 self._emit_merged(merge, *first_of_lead[merge.survivor], sequence)
 
     async def _resolve_leads(self, creates: Sequence[CreateRequest]) -> LeadResolution:
+        return await self.resolve_leads([(c.key, c.command.contacts) for c in creates])
+
+    async def resolve_leads(self, commands: Sequence[Command]) -> LeadResolution:
         """Find, create or merge the leads of these commands (`routing/identity.py` decides)."""
-        commands = [(c.key, c.command.contacts) for c in creates]
         contacts = {c for _, cs in commands for c in cs}
         owners, known = await self.store.leads_of(contacts)
         resolution = resolve_leads(commands, owners, known, self.new_event_id)

@@ -1,9 +1,10 @@
 """The statements a routing transaction needs, as one interface.
 
-The router decides; a store only reads and writes. Two stores implement it: `OrmRoutingStore`
-(SQLAlchemy, any dialect, used by the API and by workers on PostgreSQL) and `SqliteRoutingStore`
-(plain `sqlite3` on the worker's own thread, where SQLAlchemy's per-statement cost and the
-thread hop per statement were most of the worker's database time).
+The router decides; a store only reads and writes. `db/routing_store/store.py` implements it
+once over the statements of `db/statements/` (one SQLAlchemy Core definition each), run either
+through SQLAlchemy's async sessions (PostgreSQL, and the API on any database) or as text
+compiled once for plain `sqlite3` on the SQLite worker's own thread. The unit tests' double
+is `tests/support/memory_store.py`.
 """
 
 from collections.abc import Iterable, Mapping, Sequence

@@ -1,48 +1,17 @@
-"""OperatorCRUD: operators and their load counters.
+"""OperatorCRUD: operators as the API manages them. Their loads are read under lock and
+changed only by the routing store (`db/statements/operators.py`)."""
 
-`lock_states` is the one place load is read for a decision: on PostgreSQL it takes row locks in
-id order (`FOR UPDATE`), so concurrent workers serialise on the operators they share and the
-load limit holds exactly; on SQLite the transaction already holds the write lock.
-"""
+from collections.abc import Iterable, Sequence
 
-from collections.abc import Iterable, Mapping, Sequence
-
-from sqlalchemy import bindparam, delete, select, update
+from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.models import Operator
-from routing.facts import OperatorState
 
 
 class OperatorCRUD:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
-
-    async def lock_states(self, operator_ids: Iterable[int]) -> dict[int, OperatorState]:
-        wanted = sorted(set(operator_ids))
-        if not wanted:
-            return {}
-        stmt = (
-            select(Operator.id, Operator.active, Operator.load_limit, Operator.current_load)
-            .where(Operator.id.in_(wanted))
-            .order_by(Operator.id)
-            .with_for_update()
-        )
-        rows = await self.session.execute(stmt)
-        return {row[0]: OperatorState(*row) for row in rows}
-
-    async def add_to_loads(self, deltas: Mapping[int, int]) -> None:
-        """current_load += delta for each operator, as one executemany."""
-        params = [{"op_id": op, "delta": d} for op, d in deltas.items() if d]
-        if not params:
-            return
-        table = Operator.__table__
-        stmt = (
-            update(table)  # type: ignore[arg-type]
-            .where(table.c.id == bindparam("op_id"))
-            .values(current_load=table.c.current_load + bindparam("delta"))
-        )
-        await self.session.execute(stmt, params)
 
     async def get_by_id(self, operator_id: int) -> Operator | None:
         return await self.session.get(Operator, operator_id)

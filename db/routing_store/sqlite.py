@@ -1,84 +1,231 @@
-"""The routing store in plain `sqlite3`, for the worker's SQLite transaction runner.
+"""The routing statements as text for plain `sqlite3`, compiled once at start-up.
 
-Its methods are coroutines that never suspend: the runner drives a whole routing transaction to
-completion on its own thread, one hand-off per batch (see `db/sqlite_transactions.py`). Values are
-written in the forms SQLAlchemy writes and reads on SQLite (naive UTC `DATETIME` text, JSON
-text, 0/1), so the API's ORM reads these rows like its own.
+The SQLite worker runs a batch's whole transaction on one thread of its own
+(`db/sqlite_transactions.py`); SQLAlchemy's per-statement and per-row work there cost more
+than SQLite's own. So each statement of `db/statements/` is compiled once for SQLite, and
+kept with the order of its placeholders and how each value is bound and read:
+
+- values are bound in the forms SQLAlchemy writes on SQLite (naive UTC `DATETIME` text, JSON
+  text, 0/1, an enum's value), through fast converters that `tests/unit/test_sqlite_statements.py`
+  checks against SQLAlchemy's own;
+- a SELECT comes back as one row holding a JSON array of its rows, and an INSERT of many rows
+  is one multi-row `VALUES` statement per chunk: the sqlite3 module releases the GIL for every
+  row it steps, and on the runner's thread each re-take can wait a whole switch interval
+  behind the busy event loop (bench/README.md, "Why the GIL mattered").
 """
 
-import functools
 import json
 import sqlite3
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import fields
-from datetime import UTC, datetime, timedelta
-from typing import Any
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, cast
 
-from db.types import sqlite_time
-from routing.facts import (
-    InteractionFacts,
-    OperatorState,
-    SourceRules,
-    StoredEvent,
-    WaitingCursor,
-    source_rules,
-)
-from routing.identity import SHOWN_CONTACTS, KnownLead, LeadContacts, LeadMerge
-from routing.rows import NewContact, NewInteraction, NewLead, Offer, OutboxRow
-from schemas.contacts import Contact, ContactKind
-from schemas.events import EventType, InteractionStatus
+from sqlalchemy import JSON, Boolean
+from sqlalchemy.dialects import sqlite
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.elements import ClauseElement
+from sqlalchemy.types import TypeEngine
 
-# Lists are bound as one JSON array (`IN (SELECT value FROM json_each(?))`), so a statement's
-# text does not change with the batch and sqlite3's statement cache keeps it compiled.
-JSON_LIST = "SELECT value FROM json_each(?)"
-# Multi-row INSERTs, not `executemany`: the sqlite3 module releases and re-takes the GIL around
-# every row it steps, and each re-take can wait a whole switch interval behind the busy event
-# loop thread. Rows go in chunks of powers of two (37 = 32 + 4 + 1), so at most nine statement
-# texts per table exist, all of them cached (compiling a 256-row INSERT costs more than
-# running it: bench/README.md).
+from db.routing_store.store import SqlRoutingStore
+from db.statements import all_statements
+from db.statements.dialect import Listed, json_list
+from db.statements.statement import Statement
+from db.types import StatusText, UTCDateTime, sqlite_time
+from schemas.events import InteractionStatus
+
+Converter = Callable[[Any], Any]
+DIALECT = sqlite.dialect()
+# Rows of an INSERT go in chunks of powers of two (37 = 32 + 4 + 1), so at most nine texts per
+# table exist, all of them in sqlite3's statement cache (compiling a 256-row INSERT costs
+# more than running it: bench/README.md).
 INSERT_CHUNK = 256
 
-
-def _names(row_type: type[Any]) -> tuple[str, ...]:
-    """A dataclass's fields, in order: the columns it is read from."""
-    return tuple(f.name for f in fields(row_type))
+_STATUS = {status.value: status for status in InteractionStatus}  # faster than the enum call
 
 
-# Column lists come from the row types, so a statement and the row it fills cannot disagree
-# on order; `tests/unit/test_sqlite_rows.py` checks them against the models.
-_FACT_NAMES = _names(InteractionFacts)
-_FACT_COLUMNS = ", ".join(_FACT_NAMES)
-_FACTS = (
-    "SELECT "
-    + ", ".join(("l." if name in SHOWN_CONTACTS else "i.") + name for name in _FACT_NAMES)
-    + " FROM interactions i JOIN leads l ON l.uuid = i.lead_uuid"
-)
-_STATUS_AT = _FACT_NAMES.index("status")
-
-# A dict lookup turns stored text into the enum at a fraction of the enum call's cost.
-_STATUS = {status.value: status for status in InteractionStatus}
-_OPERATOR_COLUMNS = ", ".join(_names(OperatorState))
-_ACTIVE_AT = _names(OperatorState).index("active")
-_EVENT_COLUMNS = ", ".join(_names(StoredEvent))
-INTERACTION_COLUMNS = ("id", *NewInteraction._fields)
-OUTBOX_COLUMNS = OutboxRow._fields
-_WAITING, _ASSIGNED, _CLOSED, _OFFERED = (
-    InteractionStatus.WAITING.value,
-    InteractionStatus.ASSIGNED.value,
-    InteractionStatus.CLOSED.value,
-    InteractionStatus.OFFERED.value,
-)
+def _bool_in(value: Any) -> Any:
+    return None if value is None else (1 if value else 0)
 
 
-_ABOVE_ANY_PRIORITY = 10  # priorities are 0..9: a cursor before the first waiting interaction
+def _json_in(value: Any) -> Any:
+    return None if value is None else json.dumps(value)
 
 
-def _marks(count: int) -> str:
-    return ",".join("?" * count)
+_STATUS_TEXT = {status.value: status.value for status in InteractionStatus}  # enum or text
 
 
-def _json_list(values: Iterable[Any]) -> str:
-    return json.dumps(sorted(set(values)))
+def _status_in(value: Any) -> Any:
+    return None if value is None else _STATUS_TEXT[value]
+
+
+def _utc_out(stored: Any) -> Any:
+    return None if stored is None else datetime.fromisoformat(stored).replace(tzinfo=UTC)
+
+
+def _bool_out(stored: Any) -> Any:
+    return None if stored is None else bool(stored)
+
+
+def _status_out(stored: Any) -> Any:
+    return None if stored is None else _STATUS[stored]
+
+
+def bind_converter(type_: TypeEngine[Any]) -> Converter | None:
+    """How a value of this column type is bound on SQLite; None: as it is."""
+    if isinstance(type_, UTCDateTime):
+        return sqlite_time
+    if isinstance(type_, Listed):
+        return json_list
+    if isinstance(type_, StatusText):
+        return _status_in
+    if isinstance(type_, Boolean):
+        return _bool_in
+    if isinstance(type_, JSON):
+        return _json_in
+    processor: Converter | None = type_._cached_bind_processor(DIALECT)
+    return processor
+
+
+def result_converter(type_: TypeEngine[Any]) -> Converter | None:
+    """How a stored value of this column type is read; None: as JSON gives it."""
+    if isinstance(type_, UTCDateTime):
+        return _utc_out
+    if isinstance(type_, StatusText):
+        return _status_out
+    if isinstance(type_, Boolean):
+        return _bool_out
+    if isinstance(type_, JSON):
+        return lambda stored: None if stored is None else json.loads(stored)
+    return None
+
+
+Slot = tuple[int, Converter | None, Any]
+
+
+@dataclass
+class CompiledStatement:
+    """A statement's SQLite text, and per placeholder where its value comes from (`slots`):
+    the caller's parameter at `index` through `convert`, or (index -1) a constant of the
+    statement itself, already converted."""
+
+    name: str
+    sql: str
+    slots: tuple[Slot, ...]
+    results: tuple[tuple[int, Converter], ...] = ()  # result columns that need converting
+    bind: Callable[[Sequence[Any]], tuple[Any, ...]] = field(init=False)
+    bind_rows: Callable[[Sequence[Sequence[Any]]], list[Any]] = field(init=False)
+    _inserts: dict[int, str] = field(default_factory=dict)  # rows -> multi-row INSERT text
+
+    def __post_init__(self) -> None:
+        self.bind, self.bind_rows = _binders(self.name, self.slots)
+
+    def read(self, rows: list[list[Any]]) -> list[list[Any]]:
+        for column, convert in self.results:
+            for row in rows:
+                row[column] = convert(row[column])
+        return rows
+
+    def insert_sql(self, rows: int) -> str:
+        """The text of a `rows`-row INSERT: the compiled one's VALUES group repeated."""
+        sql = self._inserts.get(rows)
+        if sql is None:
+            head, _, group = self.sql.partition(" VALUES ")
+            sql = self._inserts[rows] = f"{head} VALUES {', '.join([group] * rows)}"
+        return sql
+
+
+def _binders(
+    name: str, slots: Sequence[Slot]
+) -> tuple[
+    Callable[[Sequence[Any]], tuple[Any, ...]], Callable[[Sequence[Sequence[Any]]], list[Any]]
+]:
+    """Functions that put parameters into the placeholders' order, converted: `bind` for one
+    set of them, `bind_rows` for many rows, flat (a multi-row INSERT's values). Generated as
+    source once per statement, the way `namedtuple` builds its classes: an expression per
+    placeholder, no loop over the slots per row (this is the lane's hot path)."""
+    namespace: dict[str, Any] = {}
+    values = []
+    for n, (index, convert, constant) in enumerate(slots):
+        if index < 0:
+            namespace[f"k{n}"] = constant
+            values.append(f"k{n}")
+        elif convert is None:
+            values.append(f"p[{index}]")
+        else:
+            namespace[f"c{n}"] = convert
+            values.append(f"c{n}(p[{index}])")
+    listed = "".join(f"{v}, " for v in values)
+    source = (
+        f"def bind(p):\n    return ({listed})\n"
+        "def bind_rows(rows):\n    out = []\n    extend = out.extend\n"
+        f"    for p in rows:\n        extend(({listed}))\n    return out\n"
+    )
+    exec(compile(source, f"<sqlite binders of {name}>", "exec"), namespace)
+    return namespace["bind"], namespace["bind_rows"]
+
+
+def compile_statement(statement: Statement) -> CompiledStatement:
+    keys = list(statement.params) if statement.inserts_rows else None
+    compiled = cast(
+        SQLCompiler, cast(ClauseElement, statement.sql).compile(dialect=DIALECT, column_keys=keys)
+    )
+    position = {name: n for n, name in enumerate(statement.params)}
+    defaults = _insert_defaults(statement, compiled)
+    slots = []
+    for name in compiled.positiontup or ():
+        bind = compiled.binds[name]
+        convert = bind_converter(bind.type)
+        if name in position:
+            slots.append((position[name], convert, None))
+        else:  # a value the statement fixes (the OFFSET SQLite needs after a LIMIT, a default)
+            value = defaults.get(name, bind.effective_value)
+            slots.append((-1, None, value if convert is None else convert(value)))
+    if missing := position.keys() - set(compiled.positiontup or ()):
+        raise ValueError(f"{statement.name}: parameters {sorted(missing)} are not in its text")
+    sql = compiled.string
+    results: tuple[tuple[int, Converter], ...] = ()
+    if statement.returns_rows:
+        columns = _selected_types(statement)
+        names = [f"c{n}" for n in range(len(columns))]
+        listed = ", ".join(names)
+        sql = (
+            f"WITH answer({listed}) AS ({sql}) "
+            f"SELECT json_group_array(json_array({listed})) FROM answer"
+        )
+        results = tuple(
+            (n, convert)
+            for n, type_ in enumerate(columns)
+            if (convert := result_converter(type_)) is not None
+        )
+    return CompiledStatement(statement.name, sql, tuple(slots), results)
+
+
+def _insert_defaults(statement: Statement, compiled: SQLCompiler) -> dict[str, Any]:
+    """The values an INSERT gives the columns its rows leave out, from their Python-side
+    defaults (SQLAlchemy fills them in per execution; compiled text would bind None)."""
+    defaults: dict[str, Any] = {}
+    for column in compiled.insert_prefetch:
+        default = column.default
+        if default is None or not default.is_scalar:
+            raise ValueError(f"{statement.name}: {column.key}'s default is not a constant")
+        defaults[column.key] = default.arg  # type: ignore[attr-defined]  # a scalar's value
+    return defaults
+
+
+def _selected_types(statement: Statement) -> list[TypeEngine[Any]]:
+    columns = statement.sql.selected_columns  # type: ignore[attr-defined]  # a SELECT's
+    return [column.type for column in columns]
+
+
+class CompiledStatements:
+    """Every routing statement compiled for SQLite, once per process (at the runner's start)."""
+
+    def __init__(self) -> None:
+        self.by_statement = {s: compile_statement(s) for s in all_statements()}
+
+    def __getitem__(self, statement: Statement) -> CompiledStatement:
+        return self.by_statement[statement]
 
 
 def _power_of_two_chunks(count: int, largest: int) -> Iterator[tuple[int, int]]:
@@ -92,352 +239,45 @@ def _power_of_two_chunks(count: int, largest: int) -> Iterator[tuple[int, int]]:
         start += size
 
 
-class SqliteRoutingStore:
-    """Statements on the runner's connection, inside the transaction the runner began."""
+class SqliteStatements:
+    """Statements on the runner's connection, inside the transaction the runner began. Its
+    coroutines never suspend: the runner drives the whole transaction without an event loop."""
 
-    def __init__(self, connection: sqlite3.Connection) -> None:
-        self.db = connection
+    def __init__(self, connection: sqlite3.Connection, compiled: CompiledStatements) -> None:
+        self.connection = connection
+        self.compiled = compiled
 
-    def _insert(self, table: str, columns: Sequence[str], values: list[Any]) -> None:
-        """`INSERT INTO table (columns) VALUES (...), (...), ...` of `values`, the rows' values
-        one after the other: a few statements per batch, each within this SQLite's limit on
-        bound variables (32,766 since 3.32, 999 before). Flat, so a chunk is one slice."""
-        width = len(columns)
-        count = len(values) // width
-        if not count:
+    async def rows(self, statement: Statement, params: Sequence[Any]) -> list[list[Any]]:
+        compiled = self.compiled[statement]
+        found = self.connection.execute(compiled.sql, compiled.bind(params)).fetchone()[0]
+        return compiled.read(json.loads(found))
+
+    async def execute(self, statement: Statement, params: Sequence[Any]) -> None:
+        compiled = self.compiled[statement]
+        self.connection.execute(compiled.sql, compiled.bind(params))
+
+    async def execute_many(self, statement: Statement, rows: Sequence[Sequence[Any]]) -> None:
+        if not rows:
             return
-        largest = min(INSERT_CHUNK, self.db.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // width)
-        for start, size in _power_of_two_chunks(count, largest):
+        compiled = self.compiled[statement]
+        if statement.inserts_rows:
+            self._insert(compiled, rows)
+        else:
+            bind = compiled.bind
+            self.connection.executemany(compiled.sql, [bind(row) for row in rows])
+
+    def _insert(self, compiled: CompiledStatement, rows: Sequence[Sequence[Any]]) -> None:
+        """`INSERT … VALUES (…), (…), …`: the rows' values one after the other, a few
+        statements per batch, each within this SQLite's limit on bound variables (32,766 since
+        3.32, 999 before). Flat, so a chunk is one slice."""
+        values = compiled.bind_rows(rows)
+        width, count = len(compiled.slots), len(rows)
+        limit = self.connection.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // width
+        for start, size in _power_of_two_chunks(count, min(INSERT_CHUNK, limit)):
             chunk = values if size == count else values[start * width : (start + size) * width]
-            self.db.execute(_insert_sql(table, tuple(columns), size), chunk)
-
-    def _rows_in(self, sql: str, values: Iterable[Any], columns: str) -> list[Any]:
-        """`sql` with `{}` standing for the list of an `IN (...)`."""
-        listed = _json_list(values)
-        return [] if listed == "[]" else self._select(sql.format(JSON_LIST), [listed], columns)
-
-    def _select(self, sql: str, params: Sequence[Any], columns: str) -> list[Any]:
-        """The rows of `sql` (its `columns`), fetched as one JSON array in a single row.
-
-        The sqlite3 module gives up the GIL for every row it steps, and on the runner's thread
-        each re-take can wait a switch interval behind the busy event loop: one row, one wait.
-        """
-        wrapped = f"SELECT json_group_array(json_array({columns})) FROM ({sql})"
-        rows: list[Any] = json.loads(self.db.execute(wrapped, params).fetchone()[0])
-        return rows
-
-    async def sources_served_by(self, operator_ids: Iterable[int]) -> set[int]:
-        sql = "SELECT source_id FROM source_operator_settings WHERE operator_id IN ({})"
-        return {row[0] for row in self._rows_in(sql, operator_ids, "source_id")}
-
-    async def source_rules(self, source_ids: Iterable[int]) -> SourceRules:
-        sql = (
-            "SELECT s.id, s.sticky, s.accept_timeout_s, w.operator_id, w.weight FROM sources s "
-            "LEFT JOIN source_operator_settings w ON w.source_id = s.id WHERE s.id IN ({})"
-        )
-        rows = self._rows_in(sql, source_ids, "id, sticky, accept_timeout_s, operator_id, weight")
-        return source_rules(rows)
-
-    async def last_operators(self, lead_uuids: Iterable[str]) -> dict[str, int | None]:
-        sql = (
-            "SELECT lead_uuid, operator_id FROM interactions WHERE id IN "
-            "(SELECT max(id) FROM interactions WHERE lead_uuid IN ({}) GROUP BY lead_uuid)"
-        )
-        return dict(self._rows_in(sql, lead_uuids, "lead_uuid, operator_id"))
-
-    async def lock_states(self, operator_ids: Iterable[int]) -> dict[int, OperatorState]:
-        """No row locks on SQLite: the runner's BEGIN IMMEDIATE already holds the write lock."""
-        sql = f"SELECT {_OPERATOR_COLUMNS} FROM operators WHERE id IN ({{}})"
-        rows = self._rows_in(sql, operator_ids, _OPERATOR_COLUMNS)
-        return {row[0]: _operator_state(row) for row in rows}
-
-    async def add_to_loads(self, deltas: Mapping[int, int]) -> None:
-        self.db.executemany(
-            "UPDATE operators SET current_load = current_load + ? WHERE id = ?",
-            [(delta, op) for op, delta in deltas.items() if delta],
-        )
-
-    async def ids_by_message_id(self, message_ids: Iterable[str]) -> dict[str, int]:
-        sql = "SELECT message_id, id FROM interactions WHERE message_id IN ({})"
-        return {str(m): i for m, i in self._rows_in(sql, message_ids, "message_id, id")}
-
-    async def facts(
-        self, interaction_ids: Iterable[int], *, lock: bool = False
-    ) -> dict[int, InteractionFacts]:
-        """`lock` changes nothing: the runner's BEGIN IMMEDIATE holds the write lock."""
-        rows = self._rows_in(_FACTS + " WHERE i.id IN ({})", interaction_ids, _FACT_COLUMNS)
-        return {row[0]: _facts(row) for row in rows}
-
-    async def set_sequences(self, last: Mapping[int, int]) -> None:
-        self.db.executemany(
-            "UPDATE interactions SET last_sequence = ? WHERE id = ?",
-            [(n, i) for i, n in last.items()],
-        )
-
-    async def next_waiting(
-        self, source_ids: Iterable[int], after: WaitingCursor | None, limit: int
-    ) -> list[InteractionFacts]:
-        # The status is a literal, not a parameter: SQLite uses a partial index only for a
-        # WHERE that implies the index's own (`status = 'waiting'`).
-        priority, after_id = after if after is not None else (_ABOVE_ANY_PRIORITY, 0)
-        sql = (
-            f"{_FACTS} WHERE i.status = '{_WAITING}' AND i.source_id IN ({JSON_LIST}) "
-            "AND (i.priority < ? OR (i.priority = ? AND i.id > ?)) "
-            "ORDER BY i.priority DESC, i.id LIMIT ?"
-        )
-        params = (_json_list(source_ids), priority, priority, after_id, limit)
-        return [_facts(row) for row in self._select(sql, params, _FACT_COLUMNS)]
-
-    async def leads_of(
-        self, contacts: Iterable[Contact], *, lock: bool = False
-    ) -> tuple[dict[Contact, str], dict[str, KnownLead]]:
-        """No row locks on SQLite (`lock` changes nothing): the runner's BEGIN IMMEDIATE
-        already holds the write lock, so what is read stays true until the commit. One indexed
-        statement per kind present (the unique index is on kind, value), the lead joined in."""
-        by_kind: dict[ContactKind, list[str]] = {}
-        for contact in contacts:
-            by_kind.setdefault(contact.kind, []).append(contact.value)
-        owners: dict[Contact, str] = {}
-        leads: dict[str, KnownLead] = {}
-        for kind, values in by_kind.items():
-            sql = (
-                "SELECT c.value, l.uuid, l.created_at, l.email, l.phone, l.handle "
-                "FROM lead_contacts c JOIN leads l ON l.uuid = c.lead_uuid "
-                f"WHERE c.kind = '{kind.value}' AND c.value IN ({{}})"
-            )
-            columns = "value, uuid, created_at, email, phone, handle"
-            for value, uuid, created_at, email, phone, handle in self._rows_in(
-                sql, values, columns
-            ):
-                owners[Contact(kind, value)] = uuid
-                if uuid not in leads:
-                    shown = LeadContacts(email, phone, handle)
-                    leads[uuid] = KnownLead(uuid, _utc(created_at), shown)
-        return owners, leads
-
-    async def insert_leads(self, rows: Sequence[NewLead]) -> None:
-        values = [v for row in rows for v in (*row[:-1], sqlite_time(row.created_at))]
-        self._insert("leads", NewLead._fields, values)
-
-    async def insert_contacts(self, rows: Sequence[NewContact]) -> None:
-        values = [v for row in rows for v in (*row[:-1], sqlite_time(row.created_at))]
-        self._insert("lead_contacts", NewContact._fields, values)
-
-    async def show_contacts(self, shown: Mapping[str, LeadContacts]) -> None:
-        self.db.executemany(
-            "UPDATE leads SET email = ?, phone = ?, handle = ? WHERE uuid = ?",
-            [(c.email, c.phone, c.handle, uuid) for uuid, c in shown.items()],
-        )
-
-    async def merge_leads(self, merges: Sequence[LeadMerge]) -> None:
-        moves = [(m.survivor, merged) for m in merges for merged in m.merged]
-        for table in ("lead_contacts", "interactions"):
-            self.db.executemany(f"UPDATE {table} SET lead_uuid = ? WHERE lead_uuid = ?", moves)
-        self.db.executemany("DELETE FROM leads WHERE uuid = ?", [(old,) for _, old in moves])
-
-    async def advance_lead_sequences(self, counts: Mapping[str, int]) -> dict[str, int]:
-        self.db.executemany(
-            "UPDATE leads SET last_sequence = last_sequence + ? WHERE uuid = ?",
-            [(n, u) for u, n in counts.items()],
-        )
-        sql = "SELECT uuid, last_sequence FROM leads WHERE uuid IN ({})"
-        rows = self._rows_in(sql, counts, "uuid, last_sequence")
-        return {str(uuid): int(n) for uuid, n in rows}
-
-    async def insert_interactions(self, rows: Sequence[NewInteraction]) -> list[int]:
-        """Ids after the current maximum: nobody else can insert while the runner holds the lock."""
-        top = self.db.execute("SELECT coalesce(max(id), 0) FROM interactions").fetchone()[0]
-        ids = list(range(top + 1, top + 1 + len(rows)))
-        self._insert("interactions", INTERACTION_COLUMNS, interaction_values(ids, rows))
-        return ids
-
-    async def overdue_waiting(self, now: datetime, limit: int) -> list[InteractionFacts]:
-        slas = self.db.execute(
-            "SELECT id, max_wait_s FROM sources WHERE max_wait_s IS NOT NULL"
-        ).fetchall()
-        if not slas:
-            return []
-        late = " OR ".join(["(i.source_id = ? AND i.created_at < ?)"] * len(slas))
-        params: list[Any] = [
-            v
-            for source_id, wait in slas
-            for v in (source_id, sqlite_time(now - timedelta(seconds=wait)))
-        ]
-        sql = (
-            f"{_FACTS} WHERE i.status = '{_WAITING}' AND i.overdue_at IS NULL AND ({late}) "
-            "ORDER BY i.id LIMIT ?"
-        )
-        return [_facts(row) for row in self._select(sql, [*params, limit], _FACT_COLUMNS)]
-
-    async def set_overdue(self, interaction_ids: Iterable[int], now: datetime) -> None:
-        self.db.executemany(
-            "UPDATE interactions SET overdue_at = ? WHERE id = ? AND overdue_at IS NULL",
-            [(sqlite_time(now), i) for i in interaction_ids],
-        )
-
-    async def set_closed(self, interaction_ids: Iterable[int], now: datetime) -> None:
-        at = sqlite_time(now)
-        self.db.executemany(
-            f"UPDATE interactions SET status = '{_CLOSED}', is_active = 0, closed_at = ?, "
-            "offer_expires_at = NULL WHERE id = ?",
-            [(at, i) for i in interaction_ids],
-        )
-
-    async def set_assigned(self, assignments: Mapping[int, int], now: datetime) -> None:
-        at = sqlite_time(now)
-        self.db.executemany(
-            f"UPDATE interactions SET operator_id = ?, status = '{_ASSIGNED}', assigned_at = ?, "
-            "offer_expires_at = NULL WHERE id = ?",
-            [(op, at, i) for i, op in assignments.items()],
-        )
-
-    async def set_offered(self, offers: Mapping[int, Offer], now: datetime) -> None:
-        at = sqlite_time(now)
-        self.db.executemany(
-            f"UPDATE interactions SET operator_id = ?, status = '{_OFFERED}', assigned_at = ?, "
-            "offer_expires_at = ? WHERE id = ?",
-            [(o.operator_id, at, sqlite_time(o.expires_at), i) for i, o in offers.items()],
-        )
-
-    async def due_offers(self, now: datetime, limit: int) -> list[InteractionFacts]:
-        sql = (
-            f"{_FACTS} WHERE i.status = '{_OFFERED}' AND i.offer_expires_at <= ? "
-            "ORDER BY i.offer_expires_at, i.id LIMIT ?"
-        )
-        params = (sqlite_time(now), limit)
-        return [_facts(row) for row in self._select(sql, params, _FACT_COLUMNS)]
-
-    async def offer_deadlines(self, interaction_ids: Iterable[int]) -> dict[int, datetime]:
-        sql = (
-            "SELECT id, offer_expires_at FROM interactions WHERE id IN ({}) "
-            f"AND status = '{_OFFERED}' AND offer_expires_at IS NOT NULL"
-        )
-        rows = self._rows_in(sql, interaction_ids, "id, offer_expires_at")
-        return {i: _utc(at) for i, at in rows}
-
-    async def withdraw_offers(self, expired: Mapping[int, int], now: datetime) -> None:
-        self.db.executemany(
-            f"UPDATE interactions SET operator_id = NULL, status = '{_WAITING}', "
-            "assigned_at = NULL, offer_expires_at = NULL WHERE id = ?",
-            [(i,) for i in expired],
-        )
-        at = sqlite_time(now)
-        values = [v for i, op in expired.items() for v in (i, op, at)]
-        self._insert("expired_offers", ("interaction_id", "operator_id", "expired_at"), values)
-
-    async def expired_operators(self, interaction_ids: Iterable[int]) -> dict[int, set[int]]:
-        sql = "SELECT interaction_id, operator_id FROM expired_offers WHERE interaction_id IN ({})"
-        found: dict[int, set[int]] = {}
-        for interaction_id, operator_id in self._rows_in(
-            sql, interaction_ids, "interaction_id, operator_id"
-        ):
-            found.setdefault(interaction_id, set()).add(operator_id)
-        return found
-
-    async def first_events(self, interaction_ids: Iterable[int]) -> dict[int, StoredEvent]:
-        return self._events_where(interaction_ids, "")
-
-    async def events_of_type(
-        self, interaction_ids: Iterable[int], event_type: EventType
-    ) -> dict[int, StoredEvent]:
-        condition = f" AND routing_key = '{EventType(event_type).value}'"  # a known constant
-        return self._events_where(interaction_ids, condition)
-
-    def _events_where(
-        self, interaction_ids: Iterable[int], condition: str
-    ) -> dict[int, StoredEvent]:
-        """Per interaction, its first event (that matches `condition`)."""
-        sql = (
-            f"SELECT {_EVENT_COLUMNS} FROM outbox_events WHERE id IN "
-            "(SELECT min(id) FROM outbox_events WHERE interaction_id IN ({})"
-            + condition  # a constant without braces, so `.format` leaves it alone
-            + " GROUP BY interaction_id)"
-        )
-        rows = self._rows_in(sql, interaction_ids, _EVENT_COLUMNS)
-        return {row[0]: StoredEvent(*row) for row in rows}
-
-    async def add_events(self, rows: Sequence[OutboxRow]) -> None:
-        self._insert("outbox_events", OUTBOX_COLUMNS, outbox_values(rows))
-
-    async def record_published(self, event_ids: Iterable[str], now: datetime) -> None:
-        listed = _json_list(event_ids)
-        if listed != "[]":
-            self.db.execute(
-                "UPDATE outbox_events SET published_at = ? "
-                f"WHERE event_id IN ({JSON_LIST}) AND published_at IS NULL",
-                (sqlite_time(now), listed),
-            )
+            self.connection.execute(compiled.insert_sql(size), chunk)
 
 
-@functools.lru_cache(maxsize=64)
-def _insert_sql(table: str, columns: tuple[str, ...], rows: int) -> str:
-    """The text of a `rows`-row INSERT, built once (sqlite3 caches its compiled form)."""
-    marks = ",".join([f"({_marks(len(columns))})"] * rows)
-    return f"INSERT INTO {table} ({', '.join(columns)}) VALUES {marks}"
-
-
-# Rows read come as fresh lists from `json.loads`: the few values JSON cannot carry as Python
-# does are fixed in place, by the position their field has.
-def _facts(row: list[Any]) -> InteractionFacts:
-    row[_STATUS_AT] = _STATUS[row[_STATUS_AT]]
-    return InteractionFacts(*row)
-
-
-def _utc(stored: str) -> datetime:
-    return datetime.fromisoformat(stored).replace(tzinfo=UTC)
-
-
-def _operator_state(row: list[Any]) -> OperatorState:
-    row[_ACTIVE_AT] = bool(row[_ACTIVE_AT])  # stored as 0/1
-    return OperatorState(*row)
-
-
-# The hot path: one flat list per batch, each row's values written out in its row type's field
-# order (the INSERT's column order), plain `str` and `int` where the row holds an enum or a
-# bool (sqlite3 binds those several times slower), JSON and UTC moments as the ORM writes them.
-def interaction_values(ids: Sequence[int], rows: Sequence[NewInteraction]) -> list[Any]:
-    """The values of `INTERACTION_COLUMNS` for these rows, one row after the other."""
-    values: list[Any] = []
-    extend, dumps, time, text = values.extend, json.dumps, sqlite_time, str
-    for interaction_id, row in zip(ids, rows, strict=True):
-        payload = row.payload
-        extend(
-            (
-                interaction_id,
-                row.lead_uuid,
-                row.source_id,
-                row.operator_id,
-                text(row.status),
-                1 if row.is_active else 0,
-                None if payload is None else dumps(payload),
-                row.message_id,
-                row.correlation_id,
-                row.reply_to,
-                time(row.created_at),
-                time(row.assigned_at),
-                row.priority,
-                time(row.offer_expires_at),
-            )
-        )
-    return values
-
-
-def outbox_values(rows: Sequence[OutboxRow]) -> list[Any]:
-    """The values of `OUTBOX_COLUMNS` for these rows, one row after the other."""
-    values: list[Any] = []
-    extend, time = values.extend, sqlite_time
-    for row in rows:
-        extend(
-            (
-                row.event_id,
-                row.interaction_id,
-                row.routing_key,
-                row.body,
-                row.correlation_id,
-                row.reply_to,
-                time(row.created_at),
-                row.traceparent,
-                row.owner,
-            )
-        )
-    return values
+def sqlite_store(connection: sqlite3.Connection, compiled: CompiledStatements) -> SqlRoutingStore:
+    """The routing store of the connection's current transaction."""
+    return SqlRoutingStore(SqliteStatements(connection, compiled))

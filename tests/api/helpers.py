@@ -7,7 +7,7 @@ from typing import Any
 from httpx import AsyncClient, Response
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from db.routing_store.orm import OrmRoutingStore
+from db.routing_store.sessions import session_store
 from routing.commands import CreateRequest, Envelope
 from routing.outcomes import Routed
 from routing.router import Router
@@ -55,7 +55,7 @@ async def route_new(
         for key in range(count)
     ]
     async with sessions() as session, session.begin():
-        outcome = await Router(OrmRoutingStore(session), Random(3)).route_batch(requests, [])
+        outcome = await Router(session_store(session), Random(3)).route_batch(requests, [])
     results = [outcome.results[r.key] for r in requests]
     assert all(isinstance(r, Routed) for r in results)
     return [r.interaction_id for r in results if isinstance(r, Routed)]

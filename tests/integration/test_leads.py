@@ -11,9 +11,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from db.errors import is_transient
 from db.models import Lead
-from db.repositories.interactions import InteractionCRUD
 from db.repositories.leads import LeadCRUD
 from db.repositories.sources import SourceCRUD
+from db.routing_store.sessions import session_store
 from db.session import create_engine, create_session_factory
 from routing.identity import LeadMerge
 from routing.rows import NewContact, NewInteraction
@@ -36,7 +36,7 @@ async def test_concurrent_get_or_create_makes_one_lead(
     assert await seed.lead_emails(sessions) == ["race@example.com"]
 
 
-async def test_owners_and_leads_map_known_contacts_and_leave_new_ones_out(
+async def test_leads_of_maps_known_contacts_and_leaves_new_ones_out(
     sessions: async_sessionmaker[AsyncSession],
 ) -> None:
     email = Contact(ContactKind.EMAIL, "a@example.com")
@@ -44,7 +44,7 @@ async def test_owners_and_leads_map_known_contacts_and_leave_new_ones_out(
     async with sessions() as session, session.begin():
         lead = await LeadCRUD(session).get_or_create_by_email("A@example.com")
     async with sessions() as session, session.begin():
-        owners, leads = await LeadCRUD(session).owners_and_leads([email, phone], lock=True)
+        owners, leads = await session_store(session).leads_of([email, phone], lock=True)
 
     assert owners == {email: lead.uuid}
     assert leads[lead.uuid].shown.email == "a@example.com"
@@ -68,20 +68,20 @@ async def test_a_lead_merged_away_after_an_unlocked_read_fails_the_insert_transi
             session.add(Lead(uuid="older", email="a@example.com", created_at=now - timedelta(1)))
             session.add(Lead(uuid="newer", phone=phone.value, created_at=now))
             await session.flush()
-            await LeadCRUD(session).insert_contacts(
+            await session_store(session).insert_contacts(
                 [NewContact("newer", "phone", phone.value, now)]
             )
         async with sessions() as batch, batch.begin():
-            owners, _ = await LeadCRUD(batch).owners_and_leads([phone])  # no lock
+            owners, _ = await session_store(batch).leads_of([phone])  # no lock
             assert owners == {phone: "newer"}
             async with sessions() as merger, merger.begin():
-                await LeadCRUD(merger).merge([LeadMerge("older", ("newer",))])
+                await session_store(merger).merge_leads([LeadMerge("older", ("newer",))])
             row = NewInteraction(
                 "newer", source.id, None, InteractionStatus.WAITING, True, None, None, None,
                 None, now, None, 0, None,
             )  # fmt: skip
             with pytest.raises(IntegrityError) as raised:
-                await InteractionCRUD(batch).insert_many([row])
+                await session_store(batch).insert_interactions([row])
         assert is_transient(raised.value), raised.value
     finally:
         await engine.dispose()

@@ -21,7 +21,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from db.errors import is_transient
 from db.models import Interaction, Lead, OutboxEvent
-from db.routing_store.sqlite import SqliteRoutingStore
+from db.routing_store.sqlite import CompiledStatements, SqliteStatements, sqlite_store
+from db.routing_store.store import SqlRoutingStore
 from db.session import create_engine, create_session_factory
 from db.sqlite_transactions import SqliteTransactionRunner, run_to_completion
 from db.transactions import SessionTransactionRunner, TransactionRunner, open_transaction_runner
@@ -247,7 +248,8 @@ def test_inserts_stay_within_a_small_limit_on_bound_variables(sqlite_url: str) -
         for n in range(37)
     ]
     try:
-        ids = run_to_completion(SqliteRoutingStore(connection).insert_interactions(rows))
+        store = sqlite_store(connection, CompiledStatements())
+        ids = run_to_completion(store.insert_interactions(rows))
         stored = connection.execute("SELECT id, payload FROM interactions ORDER BY id").fetchall()
     finally:
         connection.close()
@@ -267,8 +269,9 @@ async def test_wal_checkpoints_run_beside_the_lane_not_in_its_commits(sqlite_url
         async def route_one(store: RoutingStore) -> tuple[RoutingOutcome, int]:
             request = CreateRequest(0, CreateInteraction(email="a@example.com", source_id=source))
             outcome = await Router(store, Random(1)).route_batch([request], [])
-            assert isinstance(store, SqliteRoutingStore)
-            return outcome, store.db.execute("PRAGMA wal_autocheckpoint").fetchone()[0]
+            assert isinstance(store, SqlRoutingStore) and isinstance(store.db, SqliteStatements)
+            pragma = store.db.connection.execute("PRAGMA wal_autocheckpoint")
+            return outcome, pragma.fetchone()[0]
 
         outcome, lane_autocheckpoint = await runner.run(route_one)
         busy, frames, checkpointed = await runner.checkpointer.checkpoint()

@@ -46,10 +46,12 @@ async def test_three_workers_with_a_short_relay_interval_send_each_event_once(
     source, _ = await one_source(pg_sessions, [2000, 2000, 2000])
     log = await event_log(channel)
     emails = [f"lead{n}@example.com" for n in range(MESSAGES)]
-    message_ids = await publish_creates(channel, emails, source, uuid.uuid4().hex[:8])
 
     async with workers(postgres_url, outbox_relay_interval_s=RELAY_INTERVAL_S) as fleet:
+        # All three consuming before the backlog arrives: started one by one after it, the
+        # first could route it all while the last was still starting (a worker idled).
         started = [await fleet.start(f"w{n}") for n in range(3)]
+        message_ids = await publish_creates(channel, emails, source, uuid.uuid4().hex[:8])
         await log.wait(lambda lg: len(lg.interactions()) == MESSAGES, 180, "every interaction")
         await assert_every_event_published(pg_sessions, log, within=30)
 

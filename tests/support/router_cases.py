@@ -1,9 +1,11 @@
 """The router's cases, written once, for every kind of store.
 
-`tests/unit/test_router.py` runs them on `InMemoryRoutingStore` (fast, no database);
-`tests/integration/test_router.py` runs the same functions on SQLite through SQLAlchemy and
-through the worker's sqlite3 runner, and on PostgreSQL. A case that passes on one kind and
-fails on another is a store that disagrees with the others. Every router gets a seeded RNG.
+`tests/unit/test_router.py` runs them on `InMemoryRoutingStore` (the unit tests' double),
+`tests/unit/test_router_on_sqlite.py` on the SQLite lane's statements in memory, through the
+lane's own seam; `tests/integration/test_router.py` runs the same functions on SQLite files
+through SQLAlchemy's sessions and through the worker's sqlite3 runner, and on PostgreSQL. A
+case that passes on one kind and fails on another is a store that disagrees with the others.
+Every router gets a seeded RNG.
 """
 
 import json
@@ -16,12 +18,12 @@ from typing import NamedTuple, Protocol, TypeVar
 import pytest
 
 from routing.commands import AcceptRequest, CloseRequest, CreateRequest, Envelope
-from routing.memory_store import InMemoryRoutingStore
 from routing.outcomes import RefusalClass, Refused, Routed, RoutingOutcome
 from routing.router import AssignmentRefused, Router
 from routing.store import RoutingStore
 from schemas.events import InteractionStatus
 from schemas.messages import AcceptInteraction, CloseInteraction, CreateInteraction
+from tests.support.memory_store import InMemoryRoutingStore
 
 T = TypeVar("T")
 ASSIGNED, WAITING, CLOSED, OFFERED = (
