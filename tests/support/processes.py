@@ -160,9 +160,13 @@ def worker_env(amqp_url: str, database_url: str, **settings: object) -> dict[str
 
 
 async def start_worker(
-    name: str, env: Mapping[str, str], *, cwd: Path, burst: bool = False, within: float = 30.0
+    name: str, env: Mapping[str, str], *, cwd: Path, burst: bool = False, within: float = 60.0
 ) -> WorkerProcess:
-    """Spawn `leadrouter worker` and return once it logged "worker started" (it consumes then)."""
+    """Spawn `leadrouter worker` and return once it logged "worker started" (it consumes then).
+
+    `within` is generous: on a loaded host, a start next to workers busy with a backlog
+    (imports, connections, topology) took over 30 s.
+    """
     args = [LEADROUTER, "worker", *(["--burst"] if burst else [])]
     process = await asyncio.create_subprocess_exec(
         *args,
@@ -180,6 +184,10 @@ async def start_worker(
     ]
     try:
         await worker.wait_for(STARTED, within=within)
+    except TimeoutError:
+        if worker.returncode is None:
+            await worker.kill()
+        raise AssertionError(f"{name} not started within {within}s:\n{worker.output()}") from None
     except BaseException:
         if worker.returncode is None:
             await worker.kill()
