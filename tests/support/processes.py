@@ -98,6 +98,20 @@ class WorkerProcess:
         self.signal(signal.SIGKILL)
         return await self.wait(10)
 
+    async def kill_noting_connections(self, remote_port: int) -> tuple[int, set[int]]:
+        """kill -9, and the local ports of its TCP connections to `remote_port` at that moment.
+
+        Frozen first (SIGSTOP: no handler runs either), so it opens no connection between the
+        look and the kill. A statement it sent before dying still runs on the server: a test that
+        wants the database as the dead worker left it awaits the end of these connections.
+        """
+        self.signal(signal.SIGSTOP)
+        try:
+            ports = tcp_ports_to(self.pid, remote_port)
+        finally:
+            self.signal(signal.SIGKILL)
+        return await self.wait(10), ports
+
     def output(self, last: int = 60) -> str:
         return "\n".join(self.raw[-last:])
 
@@ -118,6 +132,25 @@ class WorkerProcess:
             self._changed.notify_all()
 
 
+def tcp_ports_to(pid: int, remote_port: int) -> set[int]:
+    """The local ports of `pid`'s TCP connections to `remote_port` (Linux: /proc)."""
+    inodes = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        with contextlib.suppress(OSError):
+            target = os.readlink(fd)
+            if target.startswith("socket:["):
+                inodes.add(target[len("socket:[") : -1])
+    ports = set()
+    for table in ("tcp", "tcp6"):
+        with contextlib.suppress(FileNotFoundError):
+            for row in Path(f"/proc/{pid}/net/{table}").read_text().splitlines()[1:]:
+                fields = row.split()
+                local, remote, inode = fields[1], fields[2], fields[9]
+                if inode in inodes and int(remote.rsplit(":", 1)[1], 16) == remote_port:
+                    ports.add(int(local.rsplit(":", 1)[1], 16))
+    return ports
+
+
 def worker_env(amqp_url: str, database_url: str, **settings: object) -> dict[str, str]:
     """The parent's environment plus the worker's settings (upper-cased names, as str)."""
     env = dict(os.environ)
@@ -127,9 +160,13 @@ def worker_env(amqp_url: str, database_url: str, **settings: object) -> dict[str
 
 
 async def start_worker(
-    name: str, env: Mapping[str, str], *, cwd: Path, burst: bool = False, within: float = 30.0
+    name: str, env: Mapping[str, str], *, cwd: Path, burst: bool = False, within: float = 60.0
 ) -> WorkerProcess:
-    """Spawn `leadrouter worker` and return once it logged "worker started" (it consumes then)."""
+    """Spawn `leadrouter worker` and return once it logged "worker started" (it consumes then).
+
+    `within` is generous: on a loaded host, a start next to workers busy with a backlog
+    (imports, connections, topology) took over 30 s.
+    """
     args = [LEADROUTER, "worker", *(["--burst"] if burst else [])]
     process = await asyncio.create_subprocess_exec(
         *args,
@@ -147,6 +184,10 @@ async def start_worker(
     ]
     try:
         await worker.wait_for(STARTED, within=within)
+    except TimeoutError:
+        if worker.returncode is None:
+            await worker.kill()
+        raise AssertionError(f"{name} not started within {within}s:\n{worker.output()}") from None
     except BaseException:
         if worker.returncode is None:
             await worker.kill()
