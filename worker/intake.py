@@ -9,7 +9,7 @@ again. Pure: no I/O, and nothing a publisher sends makes it raise.
 """
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from aio_pika.abc import AbstractIncomingMessage
 
@@ -22,13 +22,13 @@ from worker.parse import envelope_refusal, is_suspect
 from worker.reasons import error_summary, one_line
 
 
-@dataclass(frozen=True, slots=True)
-class Intake:
+class Intake(NamedTuple):
     """A delivery whose envelope passed: the body is still to be parsed.
 
     `reply_to_ignored` says why the publisher's `reply_to` was dropped from the envelope
     (None: kept, or none given); `traceparent_ignored` that a `traceparent` header came but was
-    not W3C trace context. Both are logged and counted by the pipeline, never refused."""
+    not W3C trace context. Both are logged and counted by the pipeline, never refused.
+    A tuple, not a frozen dataclass: one is made per message, and a tuple is made far faster."""
 
     envelope: Envelope
     suspect: bool  # redelivered `delivery_limit` times or more: routed alone

@@ -11,7 +11,7 @@ from collections import Counter
 from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass, field
 from random import Random
-from typing import Any
+from typing import Any, NamedTuple
 
 import structlog
 from aio_pika.abc import AbstractIncomingMessage
@@ -59,8 +59,9 @@ _TIMER_LOG_LINES = {
 }
 
 
-@dataclass(frozen=True, slots=True)
-class Delivery:
+class Delivery(NamedTuple):
+    """One per message, so a tuple (made far faster than a frozen dataclass)."""
+
     kind: CommandKind
     message: AbstractIncomingMessage
     intake: Intake | RefusedDelivery  # its properties and headers, read once on arrival
