@@ -54,12 +54,12 @@ def create_app(settings: Settings) -> FastAPI:
     token = settings.api_token.get_secret_value() if settings.api_token else None
     security = documented_security(token is not None)
     for module in (operators, sources, interactions, leads, stats, dashboard):
-        app.include_router(module.router, dependencies=security)
-    app.include_router(root.router)
-    app.include_router(health.router)
-    app.include_router(asyncapi.router)
-    app.include_router(metrics.router)
-    app.include_router(dashboard.page_router)
+        app.include_router(module.routes, dependencies=security)
+    app.include_router(root.routes)
+    app.include_router(health.routes)
+    app.include_router(asyncapi.routes)
+    app.include_router(metrics.routes)
+    app.include_router(dashboard.page_routes)
     app.mount(dashboard.STATIC_PATH, dashboard.static_files(), name="dashboard-static")
     install_error_handlers(app)
     # Added innermost first: metrics see every answer, then the host, the token, the site, the

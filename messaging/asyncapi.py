@@ -156,7 +156,7 @@ def _add_commands(
                 f"`{topology.COMMANDS_EXCHANGE}`, routing key `{command.routing_key}`. "
                 f"The exchange routes them to queue `{command.queue}`.",
                 "messages": {name: _ref("components/messages", name)},
-                "bindings": _exchange_binding(topology.COMMANDS_EXCHANGE, "topic"),
+                "bindings": _exchange_binding(topology.COMMANDS),
             },
         )
         _put(
@@ -225,7 +225,7 @@ def _add_events(
                 f"`{topology.EVENTS_EXCHANGE}`, routing key `{event_type.value}`. Bind a queue "
                 "of your own to receive them.",
                 "messages": {name: _ref("components/messages", name)},
-                "bindings": _exchange_binding(topology.EVENTS_EXCHANGE, "topic"),
+                "bindings": _exchange_binding(topology.EVENTS),
             },
         )
         _put(
@@ -266,7 +266,7 @@ def _add_dead_letters(
             "as their `x-dead-letter-exchange`, so the broker's own delivery limit ends here "
             "too.",
             "messages": dict(letter),
-            "bindings": _exchange_binding(topology.DEAD_LETTER_EXCHANGE, "fanout"),
+            "bindings": _exchange_binding(topology.DEAD_LETTERS),
         },
     )
     _put(
@@ -519,11 +519,13 @@ def _server() -> dict[str, Any]:
     }
 
 
-def _exchange_binding(exchange: str, kind: str) -> dict[str, Any]:
+def _exchange_binding(exchange: topology.Exchange) -> dict[str, Any]:
+    """As `topology.declare_exchange` declares it: durable, never auto-deleted."""
+    described = {"name": exchange.name, "type": exchange.kind.value}
     return {
         "amqp": {
             "is": "routingKey",
-            "exchange": {"name": exchange, "type": kind, "durable": True, "autoDelete": False},
+            "exchange": {**described, "durable": True, "autoDelete": False},
             "bindingVersion": AMQP_BINDING_VERSION,
         }
     }

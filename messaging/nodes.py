@@ -17,7 +17,6 @@ tests/cluster/ fail if an upgrade changes either.
 from collections.abc import Awaitable, Callable, Sequence
 from functools import partial
 from typing import Any, TypeVar
-from urllib.parse import unquote
 
 import aio_pika
 import structlog
@@ -28,11 +27,10 @@ from yarl import URL
 
 from messaging.connect_failures import NodeFailure, classify
 from messaging.connection_loss import describe, loss_cause
+from schemas.amqp_nodes import parse_nodes
 
 log = structlog.get_logger(__name__)
 
-SEPARATOR = ","
-SCHEMES = ("amqp://", "amqps://")
 # Per node and attempt: a node that is down refuses at once, one cut off by the network
 # would otherwise hold the connect for ever.
 CONNECT_TIMEOUT_S = 10.0
@@ -53,39 +51,6 @@ class NoNodeAnswered(ConnectionError):
         super().__init__(
             "no node in AMQP_URL answered (" + "; ".join(map(str, self.failures)) + ")"
         )
-
-
-def parse_nodes(amqp_url: str) -> tuple[str, ...]:
-    """The node URLs of AMQP_URL in order. ValueError with a one-line reason that never quotes
-    the value (it holds passwords): each must be amqp(s)://, have a host, and all one vhost."""
-    parts = tuple(part.strip() for part in amqp_url.split(SEPARATOR))
-    if not all(parts):
-        raise ValueError("an empty entry in the comma-separated list of nodes")
-    # A raw comma in a password splits the list in the wrong place: say so with any error.
-    hint = " (write a comma inside a password as %2C)" if len(parts) > 1 else ""
-    vhosts = set()
-    for number, part in enumerate(parts, 1):
-        where = f"node {number}: " if len(parts) > 1 else ""
-        if not part.startswith(SCHEMES):
-            raise ValueError(f"{where}must start with amqp:// or amqps://{hint}")
-        try:
-            url = URL(part)
-            host = url.host
-            url.port  # noqa: B018 (parsed lazily: a bad port raises here)
-        except ValueError:
-            raise ValueError(f"{where}not a valid URL{hint}") from None
-        if not host:
-            raise ValueError(f"{where}has no host{hint}")
-        vhosts.add(vhost_of(url))
-    if len(vhosts) > 1:
-        # The vhost is the deployment: a worker that fails over must find the same queues.
-        raise ValueError("every node must name the same vhost")
-    return parts
-
-
-def vhost_of(url: URL) -> str:
-    """The vhost as RabbitMQ sees it: the path without its leading slash, `/` when empty."""
-    return unquote(url.raw_path[1:]) or "/"
 
 
 def where(url: str | URL) -> str:

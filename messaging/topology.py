@@ -85,6 +85,20 @@ async def broker_version(channel: AbstractChannel) -> str | bytes | None:
 
 
 @dataclass(frozen=True)
+class Exchange:
+    """An exchange of the contract as data: what `declare_exchange` declares (durable, not
+    auto-deleted) and what the AsyncAPI document describes, from this one place."""
+
+    name: str
+    kind: ExchangeType
+
+
+COMMANDS = Exchange(COMMANDS_EXCHANGE, ExchangeType.TOPIC)
+EVENTS = Exchange(EVENTS_EXCHANGE, ExchangeType.TOPIC)
+DEAD_LETTERS = Exchange(DEAD_LETTER_EXCHANGE, ExchangeType.FANOUT)
+
+
+@dataclass(frozen=True)
 class Topology:
     commands: AbstractExchange
     events: AbstractExchange
@@ -123,9 +137,9 @@ async def declare_topology(channel: AbstractChannel) -> Topology:
 
     Raises `TopologyConflict` when something exists with other settings.
     """
-    commands = await _exchange(channel, COMMANDS_EXCHANGE, ExchangeType.TOPIC)
-    events = await _exchange(channel, EVENTS_EXCHANGE, ExchangeType.TOPIC)
-    dlx = await _exchange(channel, DEAD_LETTER_EXCHANGE, ExchangeType.FANOUT)
+    commands = await declare_exchange(channel, COMMANDS)
+    events = await declare_exchange(channel, EVENTS)
+    dlx = await declare_exchange(channel, DEAD_LETTERS)
     dead_arguments = dead_queue_arguments(await broker_version(channel))
     async with _declaring("queue", DEAD_QUEUE):
         dead = await channel.declare_queue(DEAD_QUEUE, durable=True, arguments=dead_arguments)
@@ -175,9 +189,10 @@ async def work_queue_arguments(channel: AbstractChannel, name: str) -> dict[str,
     return WORK_QUEUE_ARGUMENTS  # neither: the declaration raises TopologyConflict with why
 
 
-async def _exchange(channel: AbstractChannel, name: str, kind: ExchangeType) -> AbstractExchange:
-    async with _declaring("exchange", name):
-        return await channel.declare_exchange(name, kind, durable=True)
+async def declare_exchange(channel: AbstractChannel, exchange: Exchange) -> AbstractExchange:
+    """Idempotent; `TopologyConflict` when it exists with another type or durability."""
+    async with _declaring("exchange", exchange.name):
+        return await channel.declare_exchange(exchange.name, exchange.kind, durable=True)
 
 
 async def restore_dead_letter_queue(on: AbstractChannel) -> None:
@@ -188,7 +203,9 @@ async def restore_dead_letter_queue(on: AbstractChannel) -> None:
     connection = (await on.get_underlay_channel()).connection
     channel = await connection.channel()
     try:
-        await channel.exchange_declare(DEAD_LETTER_EXCHANGE, exchange_type="fanout", durable=True)
+        await channel.exchange_declare(
+            DEAD_LETTERS.name, exchange_type=DEAD_LETTERS.kind.value, durable=True
+        )
         version = connection.server_properties.get("version")
         arguments = dead_queue_arguments(version if isinstance(version, str | bytes) else None)
         await channel.queue_declare(DEAD_QUEUE, durable=True, arguments=arguments)

@@ -6,7 +6,7 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from messaging.nodes import parse_nodes
+from schemas.amqp_nodes import parse_nodes
 from schemas.contacts import is_region
 from schemas.hosts import DEFAULT_ALLOWED_HOSTS, parse_allowed_hosts
 
@@ -37,7 +37,7 @@ class Settings(BaseSettings):
     @field_validator("amqp_url")
     @classmethod
     def _amqp_nodes(cls, value: str) -> str:
-        """One node, or a cluster's nodes separated by commas (messaging/nodes.py)."""
+        """One node, or a cluster's nodes separated by commas (schemas/amqp_nodes.py)."""
         parse_nodes(value)
         return value
 

@@ -19,7 +19,6 @@ from datetime import timedelta
 from random import Random
 
 import structlog
-from aio_pika import ExchangeType
 from aio_pika.abc import AbstractIncomingMessage, AbstractQueue, AbstractRobustConnection
 from aio_pika.robust_connection import RobustConnection
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -28,16 +27,12 @@ from db.transactions import TransactionRunner, open_transaction_runner
 from messaging import lenient_strings, nodes
 from messaging.publisher import EventPublisher
 from messaging.replies import ReplySender
-from messaging.topology import (
-    DEAD_LETTER_EXCHANGE,
-    EVENTS_EXCHANGE,
-    Topology,
-    declare_topology,
-)
+from messaging.topology import DEAD_LETTERS, EVENTS, declare_exchange, declare_topology
 from schemas.settings import Settings
 from worker.confirm_ledger import ConfirmLedger
+from worker.intake import read_delivery
 from worker.metrics import WorkerMetrics
-from worker.parse import CommandKind, is_suspect
+from worker.parse import CommandKind
 from worker.pipeline import BatchProcessor, Delivery, PipelineConfig, RoutedBatch, is_held
 from worker.relay import RENEWALS_PER_LEASE, OutboxRelay, lease_for
 
@@ -56,7 +51,6 @@ TIMER_INTERVAL_S = 1.0
 
 @dataclass
 class _Running:
-    topology: Topology
     processor: BatchProcessor
     relay: OutboxRelay
     consumers: list[tuple[AbstractQueue, str]]  # each work queue with its consumer tag
@@ -171,12 +165,8 @@ class Worker:
         await consume_channel.set_qos(prefetch_count=self.settings.prefetch_count)
         topology = await declare_topology(consume_channel)
         publish_channel = await publish.channel(publisher_confirms=True)
-        events = await publish_channel.declare_exchange(
-            EVENTS_EXCHANGE, ExchangeType.TOPIC, durable=True
-        )
-        dlx = await publish_channel.declare_exchange(
-            DEAD_LETTER_EXCHANGE, ExchangeType.FANOUT, durable=True
-        )
+        events = await declare_exchange(publish_channel, EVENTS)
+        dlx = await declare_exchange(publish_channel, DEAD_LETTERS)
         publisher = EventPublisher(publish_channel, events, dlx, replies)
         settings = self.settings
         config = PipelineConfig(
@@ -196,14 +186,13 @@ class Worker:
         consumers = [
             (queue, await queue.consume(self._enqueue(kind))) for queue, kind in work_queues
         ]
-        return _Running(topology, processor, relay, consumers)
+        return _Running(processor, relay, consumers)
 
     def _enqueue(self, kind: CommandKind) -> Callable[[AbstractIncomingMessage], Awaitable[None]]:
         limit = self.settings.delivery_limit
 
         async def on_message(message: AbstractIncomingMessage) -> None:
-            alone = is_suspect(message.headers or {}, bool(message.redelivered), limit)
-            self.buffer.put_nowait(Delivery(kind, message, alone))
+            self.buffer.put_nowait(Delivery(kind, message, read_delivery(message, limit)))
 
         return on_message
 

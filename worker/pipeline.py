@@ -8,10 +8,10 @@ import asyncio
 import contextlib
 import time
 from collections import Counter
-from collections.abc import Awaitable, Mapping, Sequence
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass, field
 from random import Random
-from typing import Any
+from typing import Any, NamedTuple
 
 import structlog
 from aio_pika.abc import AbstractIncomingMessage
@@ -23,17 +23,18 @@ from db.transactions import TransactionRunner
 from db.types import utcnow
 from messaging import tracing
 from messaging.dead_letter_sender import DeadLetterNotStored, LetterStored
-from messaging.lenient_strings import printable, short_string_properties
+from messaging.lenient_strings import printable
 from messaging.publisher import EventPublisher
-from messaging.reply_to import ReplyToRefusal, reply_to_refusal
-from routing.commands import AcceptRequest, CloseRequest, CreateRequest, Envelope, Request
+from messaging.reply_to import ReplyToRefusal
+from routing.commands import AcceptRequest, CloseRequest, CreateRequest, Request
 from routing.outcomes import RefusalClass, Refused, Routed, RoutingOutcome
 from routing.router import Router
 from routing.store import RoutingStore
 from schemas.events import EventType
 from worker.confirm_ledger import ConfirmLedger
+from worker.intake import Intake, RefusedDelivery
 from worker.metrics import WorkerMetrics
-from worker.parse import CommandKind, envelope_refusal, parse_command
+from worker.parse import CommandKind, parse_command
 from worker.reasons import error_summary, one_line
 
 log = structlog.get_logger(__name__)
@@ -58,11 +59,17 @@ _TIMER_LOG_LINES = {
 }
 
 
-@dataclass(frozen=True)
-class Delivery:
+class Delivery(NamedTuple):
+    """One per message, so a tuple (made far faster than a frozen dataclass)."""
+
     kind: CommandKind
     message: AbstractIncomingMessage
-    alone: bool = False  # a suspect: routed in a batch of its own (worker/parse.py::is_suspect)
+    intake: Intake | RefusedDelivery  # its properties and headers, read once on arrival
+
+    @property
+    def alone(self) -> bool:
+        """A suspect: routed in a batch of its own (worker/parse.py::is_suspect)."""
+        return self.intake.suspect
 
 
 @dataclass(frozen=True)
@@ -171,7 +178,7 @@ class BatchProcessor:
                 "dead letter not stored: interactions.dead is missing or not bound to "
                 "interactions.dlx; the message goes back to its queue. Fix: start a worker "
                 "(it declares the queue) or declare interactions.dead and bind it",
-                message_id=printable(message.message_id or "") or None,
+                message_id=routed.deliveries[key].intake.message_id or None,
                 reason=refusal.reason,
                 error=one_line(str(exc)),
             )
@@ -314,48 +321,39 @@ class BatchProcessor:
     def _parse_one(self, key: int, delivery: Delivery) -> Request | Refused:
         """Whatever goes wrong here is this message's refusal: a batch is never sent back
         to the queue because of what one publisher wrote."""
-        message = delivery.message
+        intake = delivery.intake
+        if isinstance(intake, RefusedDelivery):
+            return intake
+        if intake.reply_to_ignored is not None or intake.traceparent_ignored:
+            self._log_ignored(delivery.message, intake)
         try:
-            headers = message.headers or {}
-            refusal = envelope_refusal(short_string_properties(message), headers, message.timestamp)
-            if refusal is not None:
-                return refusal
-            envelope, region = self._envelope(message, headers), self.config.phone_region
-            return parse_command(delivery.kind, key, message.body, envelope, region)
+            region = self.config.phone_region
+            return parse_command(delivery.kind, key, delivery.message.body, intake.envelope, region)
         except Exception as exc:
             log.exception("could not read message", key=key)
             reason = one_line(f"could not read message: {error_summary(exc)}")
             return Refused(reason, RefusalClass.INVALID_BODY)
 
-    def _envelope(self, message: AbstractIncomingMessage, headers: Mapping[str, Any]) -> Envelope:
+    def _log_ignored(self, message: AbstractIncomingMessage, intake: Intake) -> None:
         """A `reply_to` the worker must not or cannot publish to (a queue of the service's own,
-        a malformed name, a form the broker refuses: messaging/reply_to.py) is dropped, logged
-        and counted, and the command processed without it; it is never stored, so never sent.
-        A `traceparent` header that is not W3C's is ignored (logged at debug), never refused."""
-        reply_to = message.reply_to
-        if reply_to is not None and (refusal := reply_to_refusal(reply_to)) is not None:
+        a malformed name, a form the broker refuses: messaging/reply_to.py) was dropped from the
+        envelope: logged and counted here, the command processed without it; it is never
+        stored, so never sent. A `traceparent` that is not W3C's is logged at debug."""
+        if (refusal := intake.reply_to_ignored) is not None:
             log.warning(
                 _REPLY_TO_IGNORED[refusal],
-                reply_to=printable(reply_to)[:300],
+                reply_to=printable(message.reply_to or "")[:300],
                 reason=refusal.value,
-                message_id=printable(message.message_id or ""),
+                message_id=intake.message_id or "",
             )
             self.metrics.reply_to_ignored.labels(refusal.value).inc()
-            reply_to = None
-        if (raw := headers.get(tracing.TRACEPARENT)) is None:
-            return Envelope(message.message_id, message.correlation_id, reply_to)
-        traceparent, tracestate = tracing.parse_traceparent(raw), None
-        if traceparent is None:
+        if intake.traceparent_ignored:
+            raw = (message.headers or {}).get(tracing.TRACEPARENT)
             log.debug(
                 "traceparent is not W3C trace context; ignored",
                 traceparent=printable(raw if isinstance(raw, str) else repr(raw))[:80],
-                message_id=printable(message.message_id or ""),
+                message_id=intake.message_id or "",
             )
-        elif (state := headers.get(tracing.TRACESTATE)) is not None:
-            tracestate = tracing.parse_tracestate(state)
-        return Envelope(
-            message.message_id, message.correlation_id, reply_to, traceparent, tracestate
-        )
 
     async def _route(
         self, requests: Sequence[Request], to_record: Sequence[str] = ()
@@ -414,7 +412,7 @@ class BatchProcessor:
         self._count(routed, elapsed_ms / 1000)
         size = len(routed.deliveries)
         for key, delivery in enumerate(routed.deliveries):
-            message_id = delivery.message.message_id
+            intake = delivery.intake
             result = routed.outcome.results.get(key)
             if key in routed.unstored:
                 continue  # logged when its letter came back
@@ -422,8 +420,8 @@ class BatchProcessor:
                 log.warning(
                     "message dead-lettered",
                     queue=delivery.kind,
-                    message_id=printable(message_id or "") or None,
-                    trace_id=_trace_id(delivery.message),
+                    message_id=intake.message_id or None,
+                    trace_id=intake.trace_id,
                     reason=refusal.reason,
                     reason_class=refusal.kind.value,
                     duration_ms=elapsed_ms,
@@ -432,8 +430,8 @@ class BatchProcessor:
                 log.info(
                     _DONE_LOG_LINES[delivery.kind],
                     interaction_id=result.interaction_id,
-                    message_id=message_id,
-                    trace_id=tracing.trace_id_of(result.event.traceparent),
+                    message_id=intake.message_id,
+                    trace_id=intake.trace_id,
                     source_id=result.source_id,
                     operator_id=result.operator_id,
                     status=result.status,
@@ -489,13 +487,6 @@ def is_held(delivery: Delivery) -> bool:
         return not delivery.message.channel.is_closed
     except ChannelInvalidStateError:  # aio-pika's way of saying it is closed
         return False
-
-
-def _trace_id(message: AbstractIncomingMessage) -> str | None:
-    """The trace id of a message's `traceparent` header, if it is a valid one."""
-    headers = message.headers
-    raw = headers.get(tracing.TRACEPARENT) if headers else None
-    return None if raw is None else tracing.trace_id_of(tracing.parse_traceparent(raw))
 
 
 def _end_publish_span(span: Any, done: "asyncio.Future[list[None]]") -> None:

@@ -7,7 +7,7 @@ from fastapi import APIRouter, Response
 
 from messaging.asyncapi import asyncapi_json
 
-router = APIRouter(tags=["asyncapi"])
+routes = APIRouter(tags=["asyncapi"])
 
 
 @cache
@@ -16,7 +16,7 @@ def _encoded() -> bytes:
     return asyncapi_json().encode()
 
 
-@router.get(
+@routes.get(
     "/asyncapi.json",
     summary="AsyncAPI 3.0 document of the AMQP interface",
     response_class=Response,

@@ -45,8 +45,8 @@ Window = Annotated[
     ),
 ]
 
-router = APIRouter(prefix=f"{API_PREFIX}/dashboard", tags=["dashboard"])
-page_router = APIRouter(tags=["dashboard"])
+routes = APIRouter(prefix=f"{API_PREFIX}/dashboard", tags=["dashboard"])
+page_routes = APIRouter(tags=["dashboard"])
 
 
 def _asset_version() -> str:
@@ -73,19 +73,19 @@ def static_files() -> StaticFiles:
     return StaticFiles(directory=STATIC_DIR)
 
 
-@page_router.get("/dashboard", response_class=HTMLResponse)
+@page_routes.get("/dashboard", response_class=HTMLResponse)
 async def dashboard_page() -> HTMLResponse:
     """The page; it asks for the API token itself when the API needs one."""
     return HTMLResponse(PAGE, headers=PAGE_HEADERS)
 
 
-@router.get("/snapshot", response_model=DashboardSnapshot, responses=errors(401, 503))
+@routes.get("/snapshot", response_model=DashboardSnapshot, responses=errors(401, 503))
 async def snapshot(state: StateDep, window_s: Window = 3600) -> DashboardSnapshot:
     """What the page shows, once: the page polls this when the event stream keeps failing."""
     return await build_snapshot(state, window_s)
 
 
-@router.get(
+@routes.get(
     "/stream",
     response_class=StreamingResponse,
     responses={

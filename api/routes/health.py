@@ -7,10 +7,10 @@ from api.models.health import Health
 from api.routes.params import HEALTH_PATH
 from db.health import database_answers
 
-router = APIRouter(tags=["health"])
+routes = APIRouter(tags=["health"])
 
 
-@router.get(HEALTH_PATH, response_model=Health, responses={503: {"model": Health}})
+@routes.get(HEALTH_PATH, response_model=Health, responses={503: {"model": Health}})
 async def health(state: StateDep, response: Response) -> Health:
     """200 while the database answers (the broker may be down: the API still serves reads)."""
     database = await database_answers(state.read_sessions)

@@ -31,7 +31,7 @@ from routing.router import Router
 from schemas.events import InteractionStatus
 from schemas.fields import StorableUpTo
 
-router = APIRouter(prefix=f"{API_PREFIX}/interactions", tags=["interactions"])
+routes = APIRouter(prefix=f"{API_PREFIX}/interactions", tags=["interactions"])
 
 
 class InteractionQuery(BaseModel):
@@ -45,7 +45,7 @@ class InteractionQuery(BaseModel):
         return cast(InteractionFilter, self.model_dump(exclude_none=True))
 
 
-@router.post(
+@routes.post(
     "",
     status_code=202,
     response_model=Accepted | InteractionDetail,
@@ -116,7 +116,7 @@ async def _publish_create(
     state.metrics.ingress_published.inc()
 
 
-@router.get("", response_model=list[InteractionOut])
+@routes.get("", response_model=list[InteractionOut])
 async def list_interactions(
     session: SessionDep, query: Annotated[InteractionQuery, Query()], page: PageQuery
 ) -> list[InteractionOut]:
@@ -126,13 +126,13 @@ async def list_interactions(
     return [InteractionOut.model_validate(r) for r in rows]
 
 
-@router.get("/{interaction_id}", response_model=InteractionDetail, responses=errors(404))
+@routes.get("/{interaction_id}", response_model=InteractionDetail, responses=errors(404))
 async def get_interaction(interaction_id: InteractionId, unit: UnitDep) -> InteractionDetail:
     return InteractionDetail.model_validate(await unit.interaction_detail(interaction_id))
 
 
 # The routes that change one interaction through the router and answer its detail.
-post_change = partial(router.post, response_model=InteractionDetail, responses=errors(404, 409))
+post_change = partial(routes.post, response_model=InteractionDetail, responses=errors(404, 409))
 
 
 @post_change("/{interaction_id}/assign")
@@ -148,7 +148,7 @@ async def assign_interaction(
     )
 
 
-@router.post("/{interaction_id}/close", response_model=InteractionDetail, responses=errors(404))
+@routes.post("/{interaction_id}/close", response_model=InteractionDetail, responses=errors(404))
 async def close_interaction(interaction_id: InteractionId, unit: UnitDep) -> InteractionDetail:
     """Exactly what an `interaction.close` message does; closing twice is harmless."""
     return await _changed(unit, interaction_id, lambda router: router.close(interaction_id))

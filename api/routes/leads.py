@@ -17,7 +17,7 @@ from db.repositories.leads import LeadCRUD
 from schemas.contacts import PHONE_REGION, Contact, ContactKind, LeadHandle, LeadPhone
 from schemas.email import LeadEmail
 
-router = APIRouter(prefix=f"{API_PREFIX}/leads", tags=["leads"])
+routes = APIRouter(prefix=f"{API_PREFIX}/leads", tags=["leads"])
 _NORMAL_FORMS: dict[ContactKind, TypeAdapter[str]] = {
     ContactKind.EMAIL: TypeAdapter(LeadEmail),
     ContactKind.PHONE: TypeAdapter(LeadPhone),
@@ -34,7 +34,7 @@ def _contact(kind: ContactKind, raw: str, phone_region: str | None) -> Contact |
         return None
 
 
-@router.get("", response_model=list[LeadOut])
+@routes.get("", response_model=list[LeadOut])
 async def list_leads(
     session: SessionDep,
     state: StateDep,
@@ -71,7 +71,7 @@ async def list_leads(
     return list(found.values())
 
 
-@router.get("/{lead_uuid}", response_model=LeadOut, responses=errors(404))
+@routes.get("/{lead_uuid}", response_model=LeadOut, responses=errors(404))
 async def get_lead(lead_uuid: uuid.UUID, session: SessionDep) -> LeadOut:
     """A lead merged into another is gone: 404 (its interactions are the survivor's)."""
     async with session.begin():
@@ -81,7 +81,7 @@ async def get_lead(lead_uuid: uuid.UUID, session: SessionDep) -> LeadOut:
         return LeadOut.model_validate(lead)
 
 
-@router.get("/{lead_uuid}/interactions", response_model=list[InteractionOut], responses=errors(404))
+@routes.get("/{lead_uuid}/interactions", response_model=list[InteractionOut], responses=errors(404))
 async def lead_interactions(
     lead_uuid: uuid.UUID, session: SessionDep, page: PageQuery
 ) -> list[InteractionOut]:

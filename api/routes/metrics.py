@@ -10,10 +10,10 @@ from api.deps import SessionDep, StateDep
 from api.routes.params import METRICS_PATH
 from db.repositories.stats import StatsQueries
 
-router = APIRouter(tags=["metrics"])
+routes = APIRouter(tags=["metrics"])
 
 
-@router.get(METRICS_PATH, include_in_schema=False)
+@routes.get(METRICS_PATH, include_in_schema=False)
 async def metrics(state: StateDep, session: SessionDep) -> Response:
     m = state.metrics
     async with session.begin():

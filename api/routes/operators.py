@@ -13,7 +13,7 @@ from db.models import Operator
 from db.repositories.operators import OperatorCRUD
 from routing.router import Router
 
-router = APIRouter(prefix=f"{API_PREFIX}/operators", tags=["operators"])
+routes = APIRouter(prefix=f"{API_PREFIX}/operators", tags=["operators"])
 CAPACITY_FIELDS = {"active", "load_limit"}
 
 
@@ -29,7 +29,7 @@ async def existing_operator(
     return operator
 
 
-@router.post("", status_code=201, response_model=OperatorOut)
+@routes.post("", status_code=201, response_model=OperatorOut)
 async def create_operator(body: OperatorCreate, session: SessionDep) -> OperatorOut:
     """A new operator takes nothing until some source gives it a weight."""
     async with session.begin():
@@ -42,10 +42,10 @@ async def read_operator(operator_id: OperatorId, session: SessionDep) -> Operato
         return await existing_operator(session, operator_id)
 
 
-add_read_routes(router, "operator", OperatorOut, OperatorCRUD, read_operator)
+add_read_routes(routes, "operator", OperatorOut, OperatorCRUD, read_operator)
 
 
-@router.patch("/{operator_id}", response_model=OperatorOut, responses=errors(404))
+@routes.patch("/{operator_id}", response_model=OperatorOut, responses=errors(404))
 async def update_operator(
     operator_id: OperatorId, body: OperatorPatch, unit: UnitDep
 ) -> OperatorOut:
@@ -66,7 +66,7 @@ async def update_operator(
     return OperatorOut.model_validate(operator)
 
 
-@router.delete(
+@routes.delete(
     "/{operator_id}", status_code=204, response_class=Response, responses=errors(404, 409)
 )
 async def delete_operator(operator_id: OperatorId, session: SessionDep) -> Response:

@@ -24,7 +24,7 @@ class Listing(Protocol):
 
 
 def add_read_routes(
-    router: APIRouter,
+    routes: APIRouter,
     noun: str,
     out: type[BaseModel],
     repository: Callable[[AsyncSession], Listing],
@@ -46,8 +46,8 @@ def add_read_routes(
         return out.model_validate(found)
 
     every = list[out]  # type: ignore[valid-type]  # a model chosen at run time
-    router.add_api_route("", list_rows, methods=["GET"], response_model=every, name=f"list_{noun}s")
-    router.add_api_route(
+    routes.add_api_route("", list_rows, methods=["GET"], response_model=every, name=f"list_{noun}s")
+    routes.add_api_route(
         f"/{{{noun}_id}}",
         get_row,
         methods=["GET"],

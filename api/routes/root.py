@@ -5,14 +5,14 @@ from fastapi import APIRouter
 
 from api.models.health import Root
 
-router = APIRouter(tags=["health"])
+routes = APIRouter(tags=["health"])
 MESSAGE = (
     "leadrouter API: the HTTP API is under /api/v1 (documented at /docs), the supervisors' "
     "page at /dashboard, readiness at /health"
 )
 
 
-@router.get("/", response_model=Root)
+@routes.get("/", response_model=Root)
 async def root() -> Root:
     """Answers without touching the database or the broker (`/health` checks those)."""
     return Root(status="ok", message=MESSAGE)

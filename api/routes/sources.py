@@ -23,7 +23,7 @@ from db.repositories.weights import SourceOperatorSettingCRUD
 from routing.router import Router
 from schemas.fields import MAX_DB_INT
 
-router = APIRouter(prefix=f"{API_PREFIX}/sources", tags=["sources"])
+routes = APIRouter(prefix=f"{API_PREFIX}/sources", tags=["sources"])
 
 
 async def existing_source(session: AsyncSession, source_id: int) -> Source:
@@ -34,7 +34,7 @@ async def existing_source(session: AsyncSession, source_id: int) -> Source:
     return source
 
 
-@router.post("", status_code=201, response_model=SourceOut, responses=errors(409))
+@routes.post("", status_code=201, response_model=SourceOut, responses=errors(409))
 async def create_source(body: SourceCreate, session: SessionDep) -> SourceOut:
     duplicate = Conflict(f"a source with identifier {body.identifier!r} already exists")
     try:
@@ -59,10 +59,10 @@ async def read_source(source_id: SourceId, session: SessionDep) -> Source:
         return await existing_source(session, source_id)
 
 
-add_read_routes(router, "source", SourceOut, SourceCRUD, read_source)
+add_read_routes(routes, "source", SourceOut, SourceCRUD, read_source)
 
 
-@router.patch("/{source_id}", response_model=SourceOut, responses=errors(404, 409))
+@routes.patch("/{source_id}", response_model=SourceOut, responses=errors(404, 409))
 async def update_source(source_id: SourceId, body: SourcePatch, session: SessionDep) -> SourceOut:
     """Rules take effect from the next interaction routed; an identifier must stay unique."""
     changes = body.changes()
@@ -80,7 +80,7 @@ async def update_source(source_id: SourceId, body: SourcePatch, session: Session
     return SourceOut.model_validate(source)
 
 
-@router.get("/{source_id}/operators", response_model=SourceWeights, responses=errors(404))
+@routes.get("/{source_id}/operators", response_model=SourceWeights, responses=errors(404))
 async def get_weights(source_id: SourceId, session: SessionDep) -> SourceWeights:
     """The same shape PUT takes, so a read set can be edited and written back."""
     async with session.begin():
@@ -89,7 +89,7 @@ async def get_weights(source_id: SourceId, session: SessionDep) -> SourceWeights
     return SourceWeights(weights=[OperatorWeight.model_validate(r) for r in rows])
 
 
-@router.put("/{source_id}/operators", response_model=SourceWeights, responses=errors(404))
+@routes.put("/{source_id}/operators", response_model=SourceWeights, responses=errors(404))
 async def replace_weights(source_id: SourceId, body: SourceWeights, unit: UnitDep) -> SourceWeights:
     """Replaces the whole set (an empty list removes all); unknown operator ids are refused."""
     weights = body.as_dict()

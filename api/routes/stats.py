@@ -14,14 +14,14 @@ from api.routes.params import API_PREFIX
 from db.repositories.stats import StatsQueries
 from schemas.events import InteractionStatus
 
-router = APIRouter(prefix=f"{API_PREFIX}/stats", tags=["stats"])
+routes = APIRouter(prefix=f"{API_PREFIX}/stats", tags=["stats"])
 
 
 def load_percentage(current_load: int, load_limit: int) -> float:
     return round(100 * current_load / load_limit, 2) if load_limit else 0.0
 
 
-@router.get("/operators-load", response_model=OperatorsLoad)
+@routes.get("/operators-load", response_model=OperatorsLoad)
 async def operators_load(session: SessionDep) -> OperatorsLoad:
     """`current_load` is the counter the worker routes by (its assigned interactions)."""
     async with session.begin():
@@ -41,7 +41,7 @@ async def operators_load(session: SessionDep) -> OperatorsLoad:
     )
 
 
-@router.get("/distribution", response_model=Distribution)
+@routes.get("/distribution", response_model=Distribution)
 async def distribution(session: SessionDep) -> Distribution:
     """Counts of all interactions, any status; every operator and source is listed, 0 included."""
     async with session.begin():

@@ -7,13 +7,14 @@ import pytest
 import yaml  # type: ignore[import-untyped]
 from pydantic import ValidationError
 
-from messaging.nodes import parse_nodes, where
+from messaging.nodes import where
 from messaging.topology import (
     QUORUM_GROUP_SIZE,
     WORK_QUEUE_ARGUMENTS,
     broker_major_version,
     dead_queue_arguments,
 )
+from schemas.amqp_nodes import parse_nodes
 from schemas.redact import MASK, redact
 from schemas.settings import Settings
 
