@@ -109,8 +109,15 @@ class Worker:
     @contextlib.asynccontextmanager
     async def _started(self) -> AsyncIterator[_Running]:
         lenient_strings.install()
+        said_started = False
+
+        def say_stopped() -> None:
+            # Only a worker that said it started says it stopped: a failed start stays one line.
+            if said_started:
+                log.info("worker stopped")
+
         async with contextlib.AsyncExitStack() as stack:
-            stack.callback(log.info, "worker stopped")  # last: after every connection closed
+            stack.callback(say_stopped)  # last: after every connection closed
             # Each: the first node of AMQP_URL that answers; on losing it, the next
             # (messaging/nodes.py). Every loss is logged and counted with its cause.
             consume = await self._connect("consume")
@@ -140,6 +147,7 @@ class Worker:
                 node=nodes.where(consume.url),
                 publish_node=nodes.where(publish.url),
             )
+            said_started = True
             self.ready.set()
             yield running
 
