@@ -177,9 +177,7 @@ class Worker:
         dlx = await declare_exchange(publish_channel, DEAD_LETTERS)
         publisher = EventPublisher(publish_channel, events, dlx, replies)
         settings = self.settings
-        config = PipelineConfig(
-            settings.delivery_limit, settings.db_retry_attempts, settings.default_phone_region
-        )
+        config = PipelineConfig(settings.db_retry_attempts, settings.default_phone_region)
         relay = OutboxRelay(self.session_factory, publisher, self.owner, self.lease)
         await relay.register()
         processor = BatchProcessor(

@@ -74,7 +74,6 @@ class Delivery(NamedTuple):
 
 @dataclass(frozen=True)
 class PipelineConfig:
-    delivery_limit: int = 5
     db_retry_attempts: int = 6
     phone_region: str | None = None  # DEFAULT_PHONE_REGION
     # A message whose dead letter the broker could not store goes back to its queue this
